@@ -1,0 +1,7 @@
+"""qflowui: a dashboard for Qualys Flow (QFlow) workflow executions."""
+
+from __future__ import annotations
+
+from .celery import app as celery_app
+
+__all__ = ["celery_app"]

@@ -1,0 +1,159 @@
+"""The local copy of QFlow: workflows, executions, steps, step payloads, sync passes.
+
+Rows are upserted by `qflowui.mirror.sync` and never deleted: history outlives the API's
+30-day window, so permalinks keep working. Times are stored in UTC.
+"""
+
+from __future__ import annotations
+
+from django.db import models
+
+from qflowui.mirror import status as st
+
+STATUS_CLASS_CHOICES = [(cls, st.LABELS[cls]) for cls in st.CLASSES]
+
+
+class Workflow(models.Model):
+    id = models.UUIDField(primary_key=True)
+    name = models.CharField(max_length=500, blank=True)
+    description = models.TextField(blank=True)
+    category = models.CharField(max_length=200, blank=True)
+    # The workflow's main cloud (AWS, Azure, GCP, OCI) and all it touches.
+    cloud = models.CharField(max_length=32, blank=True, db_index=True)
+    cloud_providers = models.JSONField(default=list, blank=True)
+    deployed = models.BooleanField(null=True)
+    revision = models.CharField(max_length=128, blank=True)
+    # The decoded definition ({"variables": [...], "components": [...]}) of `revision`.
+    definition = models.JSONField(null=True, blank=True)
+    tags = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(null=True, blank=True)
+    raw = models.JSONField(default=dict, blank=True)
+    first_seen_at = models.DateTimeField(auto_now_add=True)
+    last_synced_at = models.DateTimeField(null=True, blank=True)
+    # A full pass over the API window has completed once: later passes may stop early.
+    backfilled = models.BooleanField(default=False)
+    # Single-flight: a sync claims the workflow until this time.
+    sync_claimed_until = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name or str(self.id)
+
+
+class Execution(models.Model):
+    id = models.UUIDField(primary_key=True)
+    workflow = models.ForeignKey(Workflow, on_delete=models.PROTECT, related_name="executions")
+    status = models.CharField(max_length=64)  # as QFlow spells it
+    status_class = models.CharField(max_length=16, choices=STATUS_CLASS_CHOICES)
+    is_terminal = models.BooleanField(default=False)
+    source = models.CharField(max_length=64, blank=True)
+    execution_type = models.CharField(max_length=64, blank=True)
+    created_at = models.DateTimeField(null=True, blank=True)
+    # start_date, or created_at when QFlow gave no start: what lists filter and sort on.
+    started_at = models.DateTimeField()
+    ended_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(null=True, blank=True)
+    duration_ms = models.BigIntegerField(null=True, blank=True)
+    cloud = models.CharField(max_length=32, blank=True)
+    region = models.CharField(max_length=64, blank=True)
+    categories = models.JSONField(default=dict, blank=True)
+    variables = models.JSONField(default=list, blank=True)
+    tags = models.JSONField(default=list, blank=True)
+    triggered_by = models.CharField(max_length=200, blank=True)
+    parent_execution_id = models.UUIDField(null=True, blank=True, db_index=True)
+    linked_execution_ids = models.JSONField(default=list, blank=True)
+    raw = models.JSONField(default=dict, blank=True)
+    first_seen_at = models.DateTimeField(auto_now_add=True)
+    last_synced_at = models.DateTimeField()
+    # Set once the steps of a terminal execution are cached (they never change again).
+    steps_synced_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+        indexes = [
+            models.Index(fields=["-started_at", "-id"], name="exec_started"),
+            models.Index(fields=["status_class", "-started_at"], name="exec_status_started"),
+            models.Index(fields=["workflow", "-started_at"], name="exec_wf_started"),
+            models.Index(fields=["source", "-started_at"], name="exec_source_started"),
+            models.Index(fields=["cloud", "-started_at"], name="exec_cloud_started"),
+            models.Index(fields=["region", "-started_at"], name="exec_region_started"),
+            models.Index(fields=["-duration_ms"], name="exec_duration"),
+            models.Index(fields=["is_terminal"], name="exec_terminal"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.id} ({self.status})"
+
+
+class Step(models.Model):
+    execution = models.ForeignKey(Execution, on_delete=models.CASCADE, related_name="steps")
+    node_id = models.CharField(max_length=200)
+    step_id = models.CharField(max_length=64, blank=True)
+    node_type = models.CharField(max_length=64, blank=True)
+    status = models.CharField(max_length=64, blank=True)
+    status_class = models.CharField(max_length=16, choices=STATUS_CLASS_CHOICES)
+    event_order = models.IntegerField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    error = models.TextField(blank=True)  # masked
+    raw = models.JSONField(default=dict, blank=True)  # masked
+    last_synced_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["execution", "event_order", "started_at", "node_id"]
+        constraints = [
+            models.UniqueConstraint(fields=["execution", "node_id"], name="step_unique_node"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.execution_id}/{self.node_id}"
+
+
+class StepPayload(models.Model):
+    INPUT = "input"
+    OUTPUT = "output"
+    KIND_CHOICES = [(INPUT, "Input"), (OUTPUT, "Output")]
+
+    execution = models.ForeignKey(Execution, on_delete=models.CASCADE, related_name="payloads")
+    node_id = models.CharField(max_length=200)
+    kind = models.CharField(max_length=8, choices=KIND_CHOICES)
+    body = models.JSONField(null=True)  # masked before it is stored
+    size = models.BigIntegerField(default=0)  # bytes of the masked JSON text
+    fetched_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["execution", "node_id", "kind"], name="payload_unique_kind"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.execution_id}/{self.node_id}/{self.kind}"
+
+
+class SyncRun(models.Model):
+    """One sync pass: what it did, how many calls it cost, and how it ended."""
+
+    started_at = models.DateTimeField(db_index=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    api_calls = models.IntegerField(default=0)
+    workflows_seen = models.IntegerField(default=0)
+    executions_new = models.IntegerField(default=0)
+    executions_updated = models.IntegerField(default=0)
+    ok = models.BooleanField(default=False)
+    upstream_down = models.BooleanField(default=False)
+    error = models.TextField(blank=True)
+    note = models.CharField(max_length=300, blank=True)
+    # The rate limit QFlow advertised during the pass (X-RateLimit-Limit / -Window-Sec).
+    rate_limit = models.IntegerField(null=True, blank=True)
+    rate_window_sec = models.IntegerField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-started_at"]
+
+    def __str__(self) -> str:
+        return f"sync {self.started_at:%Y-%m-%d %H:%M:%S} ok={self.ok}"

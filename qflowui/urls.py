@@ -1,0 +1,23 @@
+"""Top-level URLs. The simulator's API is mounted at the root, like a real gateway's."""
+
+from __future__ import annotations
+
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
+from django.views.generic import RedirectView
+
+from qflowui.core import views as core_views
+
+urlpatterns = [
+    path("", RedirectView.as_view(url="/executions/", permanent=False), name="home"),
+    path("healthz", core_views.healthz, name="healthz"),
+    path("readyz", core_views.readyz, name="readyz"),
+    path(
+        "accounts/login/",
+        auth_views.LoginView.as_view(redirect_authenticated_user=True),
+        name="login",
+    ),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("executions/", include("qflowui.executions.urls")),
+    path("", include("qflowui.simulator.urls")),
+]
