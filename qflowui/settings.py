@@ -17,6 +17,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("QFLOWUI_VAR_DIR", BASE_DIR / "var"))
+VAR_DIR.mkdir(parents=True, exist_ok=True)
 
 
 def env_str(name: str, default: str = "") -> str:
@@ -70,7 +71,8 @@ TESTING = "pytest" in sys.modules or (len(sys.argv) > 1 and sys.argv[1] == "test
 
 SECRET_KEY = env_str("DJANGO_SECRET_KEY")
 if not SECRET_KEY:
-    if not DEBUG and not TESTING and env_bool("QFLOWUI_REQUIRE_SECRET_KEY", False):
+    if env_bool("DJANGO_SECURE_SSL", False):
+        # DJANGO_SECURE_SSL marks a production deployment: no default key there.
         raise ImproperlyConfigured("DJANGO_SECRET_KEY must be set in production")
     # A development key: fine for the embedded demo, refused by `check --deploy`.
     SECRET_KEY = "django-insecure-qflowui-development-key-do-not-use-in-production"  # noqa: S105
@@ -101,6 +103,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "qflowui.accounts.middleware.UserTimezoneMiddleware",
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
@@ -136,7 +139,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Web, worker and beat share the file: wait for locks instead of failing.
     DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 20
     # A file, not memory, so that a Celery worker started by a test sees the test database.
-    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test-qflowui.sqlite3")}
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / f"test-qflowui-{os.getpid()}.sqlite3")}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -240,6 +243,9 @@ QFLOW_SIMULATOR_OPTIONS = env_str("QFLOW_SIMULATOR_OPTIONS")
 _upstream = urlsplit(QFLOW_BASE_URL)
 if _upstream.scheme not in {"http", "https"} or not _upstream.netloc:
     raise ImproperlyConfigured(f"QFLOW_BASE_URL={QFLOW_BASE_URL!r} is not an http(s) URL")
+if _upstream.scheme == "http" and _upstream.hostname not in {"127.0.0.1", "localhost", "::1"}:
+    # The bearer token would travel in clear text: only loopback may use plain http.
+    raise ImproperlyConfigured(f"QFLOW_BASE_URL={QFLOW_BASE_URL!r} must use https")
 
 LOGGING = {
     "version": 1,

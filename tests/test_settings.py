@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def _settings_in_subprocess(env: dict[str, str], expr: str) -> subprocess.CompletedProcess:
-    code = f"import django; django.setup(); from django.conf import settings; print({expr})"
+    code = f"import django; django.setup(); from django.conf import settings; print(repr(({expr})))"
     return subprocess.run(  # noqa: S603
         [sys.executable, "-c", code],
         cwd=ROOT,
@@ -59,3 +59,41 @@ def test_a_real_gateway_turns_the_simulator_off_by_default():
 def test_time_is_stored_in_utc():
     assert settings.USE_TZ is True
     assert settings.TIME_ZONE == "UTC"
+
+
+def test_a_plain_http_gateway_is_refused_at_startup():
+    done = _settings_in_subprocess(
+        {"QFLOW_BASE_URL": "http://gateway.qg1.apps.qualys.com"}, "settings.QFLOW_BASE_URL"
+    )
+    assert done.returncode != 0
+    assert "must use https" in done.stderr
+
+
+def test_check_deploy_is_clean_with_production_settings():
+    env = {
+        **os.environ,
+        "DJANGO_SECRET_KEY": "p" * 20 + "-production-secret-key-with-enough-entropy-0123456789",
+        "DJANGO_DEBUG": "false",
+        "DJANGO_SECURE_SSL": "true",
+        "DJANGO_ALLOWED_HOSTS": "qflowui.example.com",
+        "QFLOW_BASE_URL": "https://gateway.qg1.apps.qualys.com",
+    }
+    env.pop("PYTEST_CURRENT_TEST", None)
+    env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)  # set by conftest for Playwright only
+    done = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_production_refuses_to_start_without_a_secret_key():
+    done = _settings_in_subprocess(
+        {"DJANGO_SECURE_SSL": "true", "DJANGO_SECRET_KEY": ""}, "settings.SECRET_KEY"
+    )
+    assert done.returncode != 0
+    assert "DJANGO_SECRET_KEY must be set in production" in done.stderr
