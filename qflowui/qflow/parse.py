@@ -181,7 +181,11 @@ def parse_payload_text(text: str) -> Any:
         # The docs print parseJson=false bodies escaped but without the outer quotes.
         return parse_payload(json.loads(f'"{text.strip()}"'))
     except ValueError:
-        return text
+        pass
+    if text.lstrip().startswith(("{", "[", '"')):
+        # JSON that does not parse (a body cut off in transit) must not pass for a string.
+        raise QflowBadResponse("QFlow sent invalid JSON for a step payload")
+    return text
 
 
 # --- workflows --------------------------------------------------------------------
