@@ -93,6 +93,7 @@ INSTALLED_APPS = [
     "qflowui.accounts",
     "qflowui.mirror",
     "qflowui.executions",
+    "qflowui.runs",
     "qflowui.simulator",
 ]
 
@@ -137,10 +138,18 @@ DATABASES = {
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Web, worker and beat share the file: wait for locks instead of failing.
-    DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 20
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        timeout=20,
+        # Read-then-write transactions take the write lock up front instead of failing with
+        # "database is locked" when web, worker and beat write at the same time.
+        transaction_mode="IMMEDIATE",
+    )
     # A file, not memory, so that a Celery worker started by a test sees the test database.
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / f"test-qflowui-{os.getpid()}.sqlite3")}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+# Covering indexes (`Index(include=...)`) are PostgreSQL's; SQLite builds them without the
+# extra columns, which is all the development database needs.
+SILENCED_SYSTEM_CHECKS = ["models.W040"]
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -236,6 +245,9 @@ CELERY_BEAT_SCHEDULE = {
         # A pass that could not start in time is pointless once the next one is due.
         "options": {"expires": float(QFLOW_SYNC_INTERVAL_SECONDS)},
     },
+    # Runs: enqueue what the broker never got; look up runs whose POST answer was lost.
+    "runs-sweep": {"task": "runs.sweep", "schedule": 30.0, "options": {"expires": 30.0}},
+    "runs-reconcile": {"task": "runs.reconcile", "schedule": 60.0, "options": {"expires": 60.0}},
 }
 # Simulator knobs (variants and faults); see qflowui/simulator/config.py.
 QFLOW_SIMULATOR_SEED = env_int("QFLOW_SIMULATOR_SEED", 20251123)

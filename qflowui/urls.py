@@ -18,6 +18,8 @@ urlpatterns = [
         name="login",
     ),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("accounts/", include("qflowui.accounts.urls")),
     path("executions/", include("qflowui.executions.urls")),
+    path("runs/", include("qflowui.runs.urls")),
     path("", include("qflowui.simulator.urls")),
 ]

@@ -1,14 +1,21 @@
-"""In a real browser: sign in and see the workflows QFlow (the simulator) reports."""
+"""In a real browser: sign in and land on the executions of the mirror."""
 
 from __future__ import annotations
 
 import pytest
 from playwright.sync_api import expect
 
+from qflowui.mirror.sync import mirror_sync
+
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
-def test_a_user_signs_in_and_sees_the_workflows_page(page, live_server, simulator, viewer, login):
+def test_a_user_signs_in_and_sees_the_mirrored_executions(
+    page, live_server, simulator, viewer, login
+):
+    run = mirror_sync()
+    assert run.ok, run.error
+
     page.goto(f"{live_server.url}/executions/")
     expect(page).to_have_url(f"{live_server.url}/accounts/login/?next=/executions/")
     expect(page.get_by_role("heading", name="Sign in to qflowui")).to_be_visible()
@@ -17,12 +24,10 @@ def test_a_user_signs_in_and_sees_the_workflows_page(page, live_server, simulato
 
     expect(page).to_have_url(f"{live_server.url}/executions/")
     expect(page.locator("header .who")).to_have_text(viewer.username)
-    rows = page.locator("#workflows tbody tr[data-workflow-id]")
+    rows = page.locator("#results tr[data-execution-id]")
     expect(rows.first).to_be_visible()
-    assert rows.count() >= 12
-    expect(
-        page.get_by_text("Stop publicly exposed EC2 instances", exact=False).first
-    ).to_be_visible()
+    assert rows.count() == 50
+    expect(page.locator(".synced").first).to_contain_text("synced")
 
 
 def test_no_script_error_or_csp_violation_on_the_login_page(page, live_server):

@@ -2,10 +2,39 @@ from __future__ import annotations
 
 from django.urls import path
 
-from qflowui.executions import views
+from qflowui.executions import detail, views
 
 app_name = "executions"
 
 urlpatterns = [
     path("", views.execution_list, name="list"),
+    path("sync/", views.sync_now, name="sync"),
+    # Execution detail, its step panels and their payloads (qflowui/executions/detail.py).
+    path("<uuid:execution_id>/", detail.execution_detail, name="detail"),
+    path("<uuid:execution_id>/export.json", detail.execution_export, name="export"),
+    path("<uuid:execution_id>/steps/<str:node_id>/", detail.step_panel, name="step"),
+    path(
+        "<uuid:execution_id>/steps/<str:node_id>/input/tree",
+        detail.payload_tree,
+        {"kind": "input"},
+        name="input_tree",
+    ),
+    path(
+        "<uuid:execution_id>/steps/<str:node_id>/output/tree",
+        detail.payload_tree,
+        {"kind": "output"},
+        name="output_tree",
+    ),
+    path(
+        "<uuid:execution_id>/steps/<str:node_id>/input.json",
+        detail.payload_download,
+        {"kind": "input"},
+        name="input_download",
+    ),
+    path(
+        "<uuid:execution_id>/steps/<str:node_id>/output.json",
+        detail.payload_download,
+        {"kind": "output"},
+        name="output_download",
+    ),
 ]

@@ -1,31 +1,305 @@
-"""Executions pages. For now a placeholder that lists QFlow's workflows through the client."""
+"""The executions list: a SQL query over the mirror, never a call to QFlow.
+
+One view serves the page and, for htmx, its `#results` fragment (with the filter bar and
+the freshness line swapped out-of-band, so errors and presets follow the URL).
+"""
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from urllib.parse import urlencode
 
-from django.http import HttpRequest, HttpResponse
+from django.contrib import messages
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
-from django.views.decorators.http import require_GET
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.cache import patch_vary_headers
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_GET, require_POST
 
-from qflowui.qflow import client_from_settings
-from qflowui.qflow.errors import QflowError
+from qflowui.executions.forms import RANGES, ExecutionFilterForm, Filters
+from qflowui.executions.listing import (
+    Listing,
+    execution_listing,
+    sync_freshness,
+    workflow_choices,
+)
+from qflowui.mirror import status as st
+from qflowui.mirror import tasks as mirror_tasks
+from qflowui.mirror.models import Execution
 
 logger = logging.getLogger(__name__)
+
+TEMPLATE = "executions/list.html"
+# Loudest first: what an analyst on shift looks for.
+COUNT_ORDER = (st.FAILED, st.TIMED_OUT, st.CANCELLED, st.RUNNING, st.SUCCESS, st.OTHER)
+Params = dict[str, list[str]]
 
 
 @require_GET
 def execution_list(request: HttpRequest) -> HttpResponse:
-    workflows = []
-    error = ""
+    form = ExecutionFilterForm(request.GET)
+    form.is_valid()  # bad values get their message; the valid ones still apply
+    filters = form.filters()
+    now = timezone.now()
+    listing = execution_listing(filters, now=now, tz=timezone.get_current_timezone())
+    context = {
+        **_page_context(form, filters, listing),
+        "freshness": sync_freshness(),
+        "next_url": request.get_full_path(),
+        "poll_url": request.get_full_path(),
+    }
+    template = TEMPLATE
+    if request.htmx and not request.htmx.history_restore_request:
+        template += "#results"
+        context["oob"] = True
+        # The 10 s poll must not reset what the user is typing in the filter bar.
+        context["oob_filters"] = request.htmx.trigger != "results"
+    response = render(request, template, context)
+    patch_vary_headers(response, ("HX-Request",))
+    return response
+
+
+@require_POST
+def sync_now(request: HttpRequest) -> HttpResponse:
+    """Queue one sync pass. A broker that is down gets a message, never an error page."""
     try:
-        workflows = list(client_from_settings().iter_workflows())
-    except QflowError as exc:
-        logger.warning("listing workflows failed: %s", exc)
-        error = str(exc)
-    workflows.sort(key=lambda wf: (wf.name or "").lower())
-    return render(
-        request,
-        "executions/list.html",
-        {"workflows": workflows, "upstream_error": error},
+        mirror_tasks.sync.delay()
+    except Exception:  # kombu, Celery and socket errors all mean "not queued"
+        logger.warning("could not queue a sync pass: broker unreachable", exc_info=True)
+        ok, text = False, "Sync not queued: the task broker is unreachable. Try again shortly."
+    else:
+        ok, text = True, "Sync queued: new executions appear when the pass finishes."
+    next_url = _safe_next(request, request.POST.get("next", ""))
+    if request.htmx:
+        context = {"sync_message": text, "sync_ok": ok, "next_url": next_url}
+        return render(request, TEMPLATE + "#sync", context)
+    (messages.success if ok else messages.error)(request, text)
+    return HttpResponseRedirect(next_url)
+
+
+def _safe_next(request: HttpRequest, target: str) -> str:
+    if target and url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        return target
+    return reverse("executions:list")
+
+
+# --- what the template shows, computed here so the template only loops -------------
+
+
+@dataclass
+class Row:
+    id: str
+    short_id: str
+    status: str
+    status_class: str
+    running: bool
+    workflow_name: str
+    workflow_url: str
+    detail_url: str
+    started_at: datetime
+    duration_ms: int | None
+    source: str
+    source_url: str
+    triggered_by: str
+    cloud: str
+    cloud_url: str
+    region: str
+    region_url: str
+
+
+class Links:
+    """URLs of the list with the current filters changed (the page resets unless given)."""
+
+    def __init__(self, params: Params) -> None:
+        self.path = reverse("executions:list")
+        self.params = params
+        self._without: dict[str, str] = {}
+
+    def to(self, **changes: str | list[str] | None) -> str:
+        merged = {k: list(v) for k, v in self.params.items()}
+        for name, value in changes.items():
+            if value is None or value == [] or value == "":
+                merged.pop(name, None)
+            else:
+                merged[name] = value if isinstance(value, list) else [value]
+        query = urlencode([(k, v) for k, values in merged.items() for v in values])
+        return f"{self.path}?{query}" if query else self.path
+
+    def only(self, name: str, value: str) -> str:
+        """One filter set to `value`: fast, as every row has a few of these."""
+        base = self._without.get(name)
+        if base is None:
+            pairs = [(k, v) for k, values in self.params.items() if k != name for v in values]
+            base = self._without[name] = urlencode(pairs)
+        extra = urlencode([(name, value)])
+        return f"{self.path}?{base}&{extra}" if base else f"{self.path}?{extra}"
+
+
+def _page_context(form: ExecutionFilterForm, filters: Filters, listing: Listing) -> dict:
+    params = filters.params()
+    links = Links(params)
+    selected = set(filters.statuses)
+    no_dates = {"start": None, "end": None}
+    workflows = workflow_choices()
+    if listing.chart is not None:
+        for column in listing.chart.columns:
+            column.href = _bucket_url(links, column.start, column.end, listing.chart.unit)
+    return {
+        "form": form,
+        "filters": filters,
+        "listing": listing,
+        "rows": [_row(e, links) for e in listing.rows],
+        "status_options": [
+            {"cls": cls, "label": st.LABELS[cls], "checked": cls in selected} for cls in COUNT_ORDER
+        ],
+        "count_links": [
+            {
+                "cls": cls,
+                "label": st.LABELS[cls],
+                "count": listing.counts[cls],
+                "selected": cls in selected,
+                "url": links.to(status=_toggle(filters.statuses, cls)),
+            }
+            for cls in COUNT_ORDER
+        ],
+        "all_count": sum(listing.counts.values()),
+        "all_url": links.to(status=None),
+        "presets": [
+            {
+                "key": key,
+                "short": short,
+                "long": long,
+                "current": not filters.custom_dates and filters.range == key,
+                "url": links.to(range=key, **no_dates),
+            }
+            for key, (short, long, _) in RANGES.items()
+        ],
+        "quick_failed_url": Links({}).to(status="failed", range="24h"),
+        "quick_failed_current": (
+            filters.statuses == (st.FAILED,)
+            and filters.range == "24h"
+            and not filters.custom_dates
+            and set(params) == {"status", "range"}
+        ),
+        "quick_running_url": Links({}).to(status="running", range="all"),
+        "clear_url": reverse("executions:list"),
+        "active_filters": _active_filters(filters, links, workflows),
+        "workflow_options": _workflow_options(workflows, filters),
+        "cloud_options": sorted(
+            {cloud for _, _, cloud in workflows if cloud} | _set(filters.cloud)
+        ),
+        "sort_links": _sort_links(filters, links),
+        "prev_url": links.to(page=str(listing.page - 1)) if listing.page > 1 else "",
+        "next_page_url": (
+            links.to(page=str(listing.page + 1)) if listing.page < listing.pages else ""
+        ),
+        "last_shown": listing.first + len(listing.rows) - 1,
+    }
+
+
+def _bucket_url(links: Links, start: datetime, end: datetime, unit: str) -> str:
+    """Drill down into one bar: its bucket as absolute From/To (end inclusive, to the ms)."""
+    if unit != "hour" and start.utcoffset() == timedelta(0):
+        first, last = start.date().isoformat(), (end - timedelta(days=1)).date().isoformat()
+    else:
+        first = start.isoformat(timespec="seconds")
+        last = (end - timedelta(milliseconds=1)).isoformat(timespec="milliseconds")
+    return links.to(start=first, end=last, range=None)
+
+
+def _set(value: str) -> set[str]:
+    return {value} if value else set()
+
+
+def _toggle(statuses: tuple[str, ...], cls: str) -> list[str]:
+    return [s for s in statuses if s != cls] if cls in statuses else [*statuses, cls]
+
+
+def _row(execution: Execution, links: Links) -> Row:
+    ident = str(execution.id)
+    return Row(
+        id=ident,
+        short_id=ident[:8],
+        status=execution.status,
+        status_class=execution.status_class,
+        running=execution.status_class == st.RUNNING,
+        workflow_name=execution.workflow.name or str(execution.workflow_id),
+        workflow_url=links.only("workflow", str(execution.workflow_id)),
+        detail_url=f"/executions/{ident}/",
+        started_at=execution.started_at,
+        duration_ms=execution.duration_ms,
+        source=execution.source,
+        source_url=links.only("source", execution.source) if execution.source else "",
+        triggered_by=execution.triggered_by,
+        cloud=execution.cloud,
+        cloud_url=links.only("cloud", execution.cloud) if execution.cloud else "",
+        region=execution.region,
+        region_url=links.only("region", execution.region) if execution.region else "",
     )
+
+
+def _workflow_options(workflows: list[tuple[str, str, str]], filters: Filters) -> list[dict]:
+    current = str(filters.workflow) if filters.workflow else ""
+    options = [{"id": i, "name": name, "selected": i == current} for i, name, _ in workflows]
+    if current and not any(o["selected"] for o in options):
+        options.insert(
+            0, {"id": current, "name": f"{current} (not in the mirror)", "selected": True}
+        )
+    return options
+
+
+def _workflow_name(workflows: list[tuple[str, str, str]], workflow_id: str) -> str:
+    return next((name for i, name, _ in workflows if i == workflow_id), workflow_id)
+
+
+def _active_filters(
+    filters: Filters, links: Links, workflows: list[tuple[str, str, str]]
+) -> list[dict]:
+    """Each filter in force, in words, with a link that removes it."""
+    out: list[dict] = []
+    if filters.statuses:
+        names = " or ".join(st.LABELS[c] for c in filters.statuses)
+        out.append({"name": "status", "text": f"status {names}", "url": links.to(status=None)})
+    if filters.custom_dates:
+        if filters.start_text and filters.end_text:
+            text = f"from {filters.start_text} to {filters.end_text}"
+        elif filters.start_text:
+            text = f"since {filters.start_text}"
+        else:
+            text = f"until {filters.end_text}"
+        out.append({"name": "time", "text": text, "url": links.to(start=None, end=None)})
+    elif filters.range != "all":
+        out.append(
+            {"name": "time", "text": RANGES[filters.range][1].lower(), "url": links.to(range="all")}
+        )
+    if filters.workflow:
+        name = _workflow_name(workflows, str(filters.workflow))
+        out.append(
+            {"name": "workflow", "text": f"workflow “{name}”", "url": links.to(workflow=None)}
+        )
+    for name in ("source", "cloud", "region"):
+        value = getattr(filters, name)
+        if value:
+            out.append({"name": name, "text": f"{name} “{value}”", "url": links.to(**{name: None})})
+    if filters.q:
+        out.append({"name": "q", "text": f"search “{filters.q}”", "url": links.to(q=None)})
+    return out
+
+
+def _sort_links(filters: Filters, links: Links) -> dict:
+    """Column headers: click to sort, click again to reverse."""
+    out = {}
+    for column, default in (("started", "-started"), ("duration", "-duration")):
+        if filters.sort.lstrip("-") == column:
+            state = "descending" if filters.sort.startswith("-") else "ascending"
+            target = column if filters.sort.startswith("-") else f"-{column}"
+        else:
+            state, target = "none", default
+        out[column] = {"state": state, "url": links.to(sort=target)}
+    return out

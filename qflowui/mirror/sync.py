@@ -8,6 +8,7 @@ under 80% of the rate-limit budget QFlow advertises and records what it did in `
 
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -16,7 +17,7 @@ from django.db import transaction
 from django.db.models import Q, Sum
 from django.utils import timezone
 
-from qflowui.core.masking import mask, mask_text, mask_variable_strings
+from qflowui.core.masking import mask, mask_free_text, mask_text, mask_variable_strings
 from qflowui.mirror import status as st
 from qflowui.mirror.models import Execution, Step, SyncRun, Workflow
 from qflowui.qflow import QflowClient, client_from_settings
@@ -146,13 +147,13 @@ def _sync_workflows(
     seen: list[Workflow] = []
     for item in client.iter_workflows(page_size=PAGE_SIZE):
         workflow, _ = Workflow.objects.get_or_create(pk=item.id)
-        _apply_workflow(workflow, item)
+        workflow_apply(workflow, item)
         if item.definition is None and (
             not workflow.definition or workflow.revision != item.revision
         ):
             budget.check()
             try:
-                _apply_workflow(workflow, client.get_workflow(item.id))
+                workflow_apply(workflow, client.get_workflow(item.id))
             except QflowNotFound:
                 counts.notes.append(f"workflow {item.id} vanished while syncing")
         workflow.last_synced_at = now
@@ -162,7 +163,7 @@ def _sync_workflows(
     return seen
 
 
-def _apply_workflow(workflow: Workflow, item: qt.Workflow) -> None:
+def workflow_apply(workflow: Workflow, item: qt.Workflow) -> None:
     workflow.name = item.name or workflow.name
     workflow.description = item.description or workflow.description
     workflow.category = item.category or workflow.category
@@ -184,6 +185,8 @@ def _apply_workflow(workflow: Workflow, item: qt.Workflow) -> None:
     raw = dict(item.raw)
     raw.pop("definition", None)
     workflow.raw = mask(raw)
+    for name in _char_limits(Workflow):
+        setattr(workflow, name, clip_to_model(Workflow, {name: getattr(workflow, name)})[name])
 
 
 def _cloud_from_definition(definition: dict) -> str:
@@ -312,6 +315,27 @@ UPDATABLE_FIELDS = (
 )
 
 
+@functools.cache
+def _char_limits(model: type) -> dict[str, int]:
+    return {
+        f.name: f.max_length
+        for f in model._meta.get_fields()
+        if getattr(f, "max_length", None) and f.get_internal_type() == "CharField"
+    }
+
+
+def clip_to_model(model: type, values: dict) -> dict:
+    """Cut QFlow's strings to the columns' sizes: PostgreSQL refuses longer ones."""
+    limits = _char_limits(model)
+    out = {}
+    for name, value in values.items():
+        limit = limits.get(name)
+        if limit and isinstance(value, str) and len(value) > limit:
+            value = value[: limit - 1] + "…"
+        out[name] = value
+    return out
+
+
 def execution_fields(item: qt.Execution, workflow: Workflow, now: datetime) -> dict:
     """The mirror's columns for an execution QFlow returned (masked)."""
     cls = st.status_class(item.status)
@@ -321,28 +345,31 @@ def execution_fields(item: qt.Execution, workflow: Workflow, now: datetime) -> d
     categories = mask(item.categories or {})
     raw = dict(item.raw)
     raw.pop("steps", None)
-    return {
-        "status": item.status or "",
-        "status_class": cls,
-        "is_terminal": cls in st.TERMINAL_CLASSES or (cls == st.OTHER and ended is not None),
-        "source": item.source or "",
-        "execution_type": item.execution_type or "",
-        "created_at": item.created_at,
-        "started_at": started,
-        "ended_at": ended,
-        "updated_at": item.updated_at,
-        "duration_ms": duration if duration is None or duration >= 0 else None,
-        "cloud": _first_str(categories.get("cloud_providers")) or workflow.cloud,
-        "region": _first_str(categories.get("regions")),
-        "categories": categories,
-        "variables": mask_variable_strings(list(item.variables or [])),
-        "tags": mask(list(item.tags or [])),
-        "triggered_by": item.created_by or "",
-        "parent_execution_id": item.parent_execution_id or None,
-        "linked_execution_ids": list(item.linked_execution_ids or []),
-        "raw": mask(raw),
-        "last_synced_at": now,
-    }
+    return clip_to_model(
+        Execution,
+        {
+            "status": item.status or "",
+            "status_class": cls,
+            "is_terminal": cls in st.TERMINAL_CLASSES or (cls == st.OTHER and ended is not None),
+            "source": item.source or "",
+            "execution_type": item.execution_type or "",
+            "created_at": item.created_at,
+            "started_at": started,
+            "ended_at": ended,
+            "updated_at": item.updated_at,
+            "duration_ms": duration if duration is None or duration >= 0 else None,
+            "cloud": _first_str(categories.get("cloud_providers")) or workflow.cloud,
+            "region": _first_str(categories.get("regions")),
+            "categories": categories,
+            "variables": mask_variable_strings(list(item.variables or [])),
+            "tags": mask(list(item.tags or [])),
+            "triggered_by": item.created_by or "",
+            "parent_execution_id": item.parent_execution_id or None,
+            "linked_execution_ids": list(item.linked_execution_ids or []),
+            "raw": mask(raw),
+            "last_synced_at": now,
+        },
+    )
 
 
 def _first_str(values: object) -> str:
@@ -357,18 +384,21 @@ def step_fields(item: qt.Step, now: datetime) -> dict:
     raw = dict(item.raw)
     raw.pop("input", None)
     raw.pop("output", None)
-    return {
-        "step_id": (item.id or "")[:64],
-        "node_type": item.node_type or "",
-        "status": item.status or "",
-        "status_class": st.status_class(item.status),
-        "event_order": item.event_order,
-        "started_at": item.start_date,
-        "ended_at": item.end_date,
-        "error": mask_text(item.error or ""),
-        "raw": mask(raw),
-        "last_synced_at": now,
-    }
+    return clip_to_model(
+        Step,
+        {
+            "step_id": item.id or "",
+            "node_type": item.node_type or "",
+            "status": item.status or "",
+            "status_class": st.status_class(item.status),
+            "event_order": item.event_order,
+            "started_at": item.start_date,
+            "ended_at": item.end_date,
+            "error": mask_free_text(item.error or ""),
+            "raw": mask(raw),
+            "last_synced_at": now,
+        },
+    )
 
 
 def upsert_steps(execution: Execution, items: list[qt.Step], now: datetime) -> None:
@@ -376,5 +406,5 @@ def upsert_steps(execution: Execution, items: list[qt.Step], now: datetime) -> N
     with transaction.atomic():
         for item in items:
             Step.objects.update_or_create(
-                execution=execution, node_id=item.node_id, defaults=step_fields(item, now)
+                execution=execution, node_id=item.node_id[:200], defaults=step_fields(item, now)
             )

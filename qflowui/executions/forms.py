@@ -1,0 +1,234 @@
+"""The executions list's query string, parsed and validated.
+
+Every filter lives in the URL. A bad value never fails the page: it gets a message beside
+its filter and is left out, and the rest of the filters still apply.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, time, timedelta
+
+from django import forms
+from django.utils.dateparse import parse_date, parse_datetime
+
+from qflowui.mirror import status as st
+
+DEFAULT_RANGE = "7d"
+RANGES = {
+    "1h": ("1 h", "Last hour", timedelta(hours=1)),
+    "24h": ("24 h", "Last 24 hours", timedelta(hours=24)),
+    "7d": ("7 d", "Last 7 days", timedelta(days=7)),
+    "30d": ("30 d", "Last 30 days", timedelta(days=30)),
+    "all": ("All", "All time", None),
+}
+DEFAULT_SORT = "-started"
+SORTS = {
+    "-started": "Newest first",
+    "started": "Oldest first",
+    "-duration": "Longest first",
+    "duration": "Shortest first",
+}
+STATUS_HELP = ", ".join(c.replace("_", " ") for c in st.CLASSES)
+_LOST_PLUS = re.compile(r"(\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?) (\d{2}:?\d{2})$")
+DATE_HELP = "use 2025-11-23, 2025-11-23T10:42 (UTC) or 2025-11-23T10:42+01:00"
+
+
+class MultiValueField(forms.Field):
+    """Every value of a repeatable query parameter (`status=a&status=b`, or `status=a,b`)."""
+
+    widget = forms.MultipleHiddenInput
+
+    def to_python(self, value: object) -> list[str]:
+        if not value:
+            return []
+        values = value if isinstance(value, list | tuple) else [value]
+        out: list[str] = []
+        for item in values:
+            out.extend(part.strip() for part in str(item).split(",") if part.strip())
+        return out
+
+
+class InstantField(forms.Field):
+    """An ISO date or date-time; UTC unless it carries an offset.
+
+    A date-only value means the start of that day, or with `end_of_day` its end.
+    """
+
+    def __init__(self, *, end_of_day: bool = False, **kwargs: object) -> None:
+        self.end_of_day = end_of_day
+        super().__init__(required=False, **kwargs)
+
+    def to_python(self, value: object) -> datetime | None:
+        text = str(value or "").strip()[:60]
+        if not text:
+            return None
+        try:
+            moment = _parse_instant(text, self.end_of_day)
+        except (ValueError, OverflowError):
+            moment = None
+        if moment is None:
+            raise forms.ValidationError(f"“{text}” is not a date: {DATE_HELP}.")
+        return moment
+
+
+def _parse_instant(text: str, end_of_day: bool) -> datetime | None:
+    # A "+01:00" typed into a URL by hand arrives as " 01:00": put the plus back.
+    text = _LOST_PLUS.sub(r"\1+\2", text)
+    if is_date_only(text):
+        day = parse_date(text)
+        moment = datetime.combine(day, time.min, tzinfo=UTC)
+        return moment + timedelta(days=1) if end_of_day else moment
+    moment = parse_datetime(text.replace(" ", "T", 1))
+    if moment is None:
+        return None
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
+
+
+class WorkflowIdField(forms.UUIDField):
+    def to_python(self, value: object) -> uuid.UUID | None:
+        try:
+            return super().to_python(value)
+        except forms.ValidationError:
+            raise forms.ValidationError(
+                f"“{value}” is not a workflow id (a UUID like 3f2a9c1e-…).", code="invalid"
+            ) from None
+
+
+class ExecutionFilterForm(forms.Form):
+    status = MultiValueField(required=False)
+    range = forms.ChoiceField(
+        required=False,
+        choices=[(key, long) for key, (_, long, _) in RANGES.items()],
+        error_messages={
+            "invalid_choice": "Unknown range “%(value)s”: use 1h, 24h, 7d, 30d or all."
+        },
+    )
+    start = InstantField()
+    end = InstantField(end_of_day=True)
+    workflow = WorkflowIdField(required=False)
+    source = forms.CharField(required=False, max_length=64)
+    cloud = forms.CharField(required=False, max_length=32)
+    region = forms.CharField(required=False, max_length=64)
+    q = forms.CharField(required=False, max_length=200)
+    sort = forms.ChoiceField(
+        required=False,
+        choices=list(SORTS.items()),
+        error_messages={
+            "invalid_choice": "Unknown sort “%(value)s”: use -started, started, -duration "
+            "or duration."
+        },
+    )
+    page = forms.IntegerField(
+        required=False,
+        min_value=1,
+        error_messages={
+            "invalid": "The page must be a whole number.",
+            "min_value": "The page must be 1 or more.",
+        },
+    )
+
+    def clean(self) -> dict:
+        data = super().clean()
+        raw = data.get("status") or []
+        known: list[str] = []
+        unknown: list[str] = []
+        for value in raw:
+            cls = st.parse_status_class(value)
+            if cls is None:
+                unknown.append(value)
+            elif cls not in known:
+                known.append(cls)
+        if unknown:
+            names = ", ".join(f"“{v}”" for v in unknown)
+            self.add_error("status", f"Unknown status {names}: use {STATUS_HELP}.")
+        data["status"] = known  # the known ones still apply
+        start, end = data.get("start"), data.get("end")
+        if start is not None and end is not None and end <= start:
+            self.add_error("end", "The end is before the start: the dates are not applied.")
+            data.pop("start", None)
+        return data
+
+    def filters(self) -> Filters:
+        """What to show: the valid values, defaults for the rest. Call after is_valid()."""
+        data = self.cleaned_data
+        start, end = data.get("start"), data.get("end")
+        return Filters(
+            statuses=tuple(data.get("status") or ()),
+            range=data.get("range") or DEFAULT_RANGE,
+            start=start,
+            end=end,
+            # A date-only end has become the next midnight: exclusive. A date-time: inclusive.
+            end_inclusive=end is not None and not is_date_only(self.data.get("end", "").strip()),
+            start_text=self.data.get("start", "").strip() if start else "",
+            end_text=self.data.get("end", "").strip() if end else "",
+            workflow=data.get("workflow"),
+            source=data.get("source") or "",
+            cloud=data.get("cloud") or "",
+            region=data.get("region") or "",
+            q=data.get("q") or "",
+            sort=data.get("sort") or DEFAULT_SORT,
+            page=data.get("page") or 1,
+        )
+
+
+@dataclass(frozen=True)
+class Filters:
+    statuses: tuple[str, ...] = ()
+    range: str = DEFAULT_RANGE
+    start: datetime | None = None
+    end: datetime | None = None
+    end_inclusive: bool = False
+    start_text: str = ""
+    end_text: str = ""
+    workflow: uuid.UUID | None = None
+    source: str = ""
+    cloud: str = ""
+    region: str = ""
+    q: str = ""
+    sort: str = DEFAULT_SORT
+    page: int = 1
+
+    @property
+    def custom_dates(self) -> bool:
+        """Absolute start/end given: they win over the preset range."""
+        return self.start is not None or self.end is not None
+
+    def window(self, now: datetime) -> tuple[datetime | None, datetime | None]:
+        """The time range as (start, end); None is open."""
+        if self.custom_dates:
+            return self.start, self.end
+        delta = RANGES[self.range][2]
+        return (now - delta if delta else None), None
+
+    def includes_now(self, now: datetime) -> bool:
+        return self.end is None or self.end >= now
+
+    def params(self) -> dict[str, list[str]]:
+        """The canonical query string of these filters (bad values left out)."""
+        out: dict[str, list[str]] = {}
+        if self.statuses:
+            out["status"] = list(self.statuses)
+        if self.start_text:
+            out["start"] = [self.start_text]
+        if self.end_text:
+            out["end"] = [self.end_text]
+        if not self.custom_dates:
+            out["range"] = [self.range]
+        for name in ("source", "cloud", "region", "q"):
+            if getattr(self, name):
+                out[name] = [getattr(self, name)]
+        if self.workflow:
+            out["workflow"] = [str(self.workflow)]
+        if self.sort != DEFAULT_SORT:
+            out["sort"] = [self.sort]
+        return out
+
+
+def is_date_only(text: str) -> bool:
+    """`2025-11-23`, not `2025-11-23T10:00`. Raises ValueError for an impossible date."""
+    return len(text) <= 10 and parse_date(text) is not None

@@ -1,0 +1,594 @@
+"""A collapsible JSON tree for step payloads, rendered on the server with a byte budget.
+
+Payloads can be megabytes of cloud inventory, so a view never renders all of it: at most
+`MAX_CHILDREN` children per container (then "show more" by path and offset), at most
+`NODE_BUDGET` nodes per response, and long strings cut short. Containers below the open
+levels are either inline but closed (small payloads) or fetched on demand by their JSON
+pointer (large ones). Strings that are themselves JSON (QFlow's parseJson=false form) are
+shown decoded, with the raw text one click away.
+
+Every piece of payload text reaches the HTML through `format_html` (escaped); the tree is
+built in Python rather than with a recursive template include because a template costs
+~50 µs per node and we must stay inside the first-view budget for 10 MB payloads.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlencode
+
+from django.template.defaultfilters import filesizeformat
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString
+
+MAX_CHILDREN = 100  # children rendered per container and per "show more"
+NODE_BUDGET = 1500  # nodes rendered in one response
+STRING_PREVIEW = 300  # characters of a string shown before "show all"
+RAW_PREVIEW = 2000  # characters of a JSON-in-a-string shown in its "raw" box
+INLINE_LIMIT = 64 * 1024  # payloads up to this size carry every level in the first view
+LARGE_LIMIT = 1024 * 1024  # above this, the first view opens two levels on a tight budget
+SEARCH_LIMIT = 200  # matches listed by a search
+TABLE_COLUMNS = 12
+TABLE_CELL = 120
+
+
+class PathNotFound(LookupError):
+    """The path does not name a value in this payload."""
+
+
+# --- paths ----------------------------------------------------------------------------------
+
+_DOTTED = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
+
+
+def pointer_parse(path: str) -> list[str]:
+    """A JSON pointer ("/collection/0/name") or a dotted path ("collection[0].name", "a.0.b")."""
+    path = (path or "").strip()
+    if not path or path == "/":
+        return []
+    if path.startswith("/"):
+        return [t.replace("~1", "/").replace("~0", "~") for t in path[1:].split("/")]
+    return [m.group(1) if m.group(1) is not None else m.group(2) for m in _DOTTED.finditer(path)]
+
+
+def pointer_join(tokens: list[str] | tuple[str, ...]) -> str:
+    return "".join("/" + t.replace("~", "~0").replace("/", "~1") for t in tokens)
+
+
+def decoded(value: Any) -> Any:
+    """The object or array a string holds as JSON text, else None."""
+    if not isinstance(value, str) or len(value) < 2:
+        return None
+    head = value.lstrip()[:1]
+    if head not in ("{", "["):
+        return None
+    try:
+        inner = json.loads(value)
+    except ValueError:
+        return None
+    return inner if isinstance(inner, dict | list) else None
+
+
+def _container(value: Any) -> Any:
+    """`value` as a container to walk into (decoding JSON strings), or None for scalars."""
+    if isinstance(value, dict | list):
+        return value
+    return decoded(value)
+
+
+def resolve(value: Any, tokens: list[str]) -> Any:
+    """The value at `tokens`, walking into JSON strings as into containers."""
+    current = value
+    for token in tokens:
+        container = _container(current)
+        if isinstance(container, dict):
+            if token not in container:
+                raise PathNotFound(token)
+            current = container[token]
+        elif isinstance(container, list):
+            if not token.isdigit() or int(token) >= len(container):
+                raise PathNotFound(token)
+            current = container[int(token)]
+        else:
+            raise PathNotFound(token)
+    return current
+
+
+def _items(container: dict | list) -> Iterator[tuple[str, Any]]:
+    if isinstance(container, dict):
+        for key, item in container.items():
+            yield str(key), item
+    else:
+        for index, item in enumerate(container):
+            yield str(index), item
+
+
+def _slice(container: dict | list, start: int, stop: int) -> list[tuple[str, Any]]:
+    if isinstance(container, list):
+        return [(str(i), container[i]) for i in range(start, min(stop, len(container)))]
+    out = []
+    for index, pair in enumerate(_items(container)):
+        if index >= stop:
+            break
+        if index >= start:
+            out.append(pair)
+    return out
+
+
+# --- summaries -------------------------------------------------------------------------------
+
+
+def count_text(container: dict | list) -> str:
+    n = len(container)
+    if isinstance(container, dict):
+        return f"{n:,} key" + ("" if n == 1 else "s")
+    return f"{n:,} item" + ("" if n == 1 else "s")
+
+
+def summary(value: Any, size: int) -> list[str]:
+    """Plain-text lines about a payload's top level (for large payloads' first view)."""
+    container = _container(value)
+    lines = [f"{filesizeformat(size)} of JSON"]
+    if container is None:
+        return lines
+    kind = "an object" if isinstance(container, dict) else "an array"
+    lines[0] += f", {kind} with {count_text(container)}"
+    for key, item in _slice(container, 0, 8):
+        inner = _container(item)
+        if inner is not None:
+            lines.append(f"{key}: {count_text(inner)}")
+    return lines
+
+
+def similar_objects(value: Any) -> bool:
+    """An array of objects sharing their keys: worth a table view."""
+    if not isinstance(value, list) or len(value) < 2:
+        return False
+    sample = value[:MAX_CHILDREN]
+    objects = [item for item in sample if isinstance(item, dict)]
+    if len(objects) < 0.8 * len(sample):
+        return False
+    keys = _columns(objects)
+    return 0 < len(keys) <= 3 * TABLE_COLUMNS
+
+
+def _columns(objects: list[dict]) -> list[str]:
+    seen: dict[str, int] = {}
+    for item in objects:
+        for key in item:
+            seen[str(key)] = seen.get(str(key), 0) + 1
+    return sorted(seen, key=lambda k: -seen[k])
+
+
+# --- rendering -------------------------------------------------------------------------------
+
+
+def _join(parts: list[SafeString]) -> SafeString:
+    """Concatenate fragments that were each built with format_html (so already escaped)."""
+    if not all(isinstance(p, SafeString) for p in parts):
+        raise TypeError("only format_html output may be joined into the tree")
+    return SafeString("".join(parts))
+
+
+EMPTY = SafeString("")
+NULL_HTML = SafeString('<span class="jt-null">null</span>')
+DECODED_HTML = SafeString('<span class="jt-badge">decoded from a JSON string</span>')
+SMALL_SUBTREE = 400  # nodes: a subtree this small is sent whole when fetched by path
+
+
+@dataclass
+class TreeUrls:
+    """Where the tree's on-demand pieces come from (the step's input or output)."""
+
+    tree: str  # .../<kind>/tree
+    download: str  # .../<kind>.json
+
+    def at(self, tokens: list[str], **extra: Any) -> str:
+        params = {"path": pointer_join(tokens), **{k: v for k, v in extra.items() if v}}
+        return f"{self.tree}?{urlencode(params)}"
+
+
+@dataclass
+class _Render:
+    urls: TreeUrls
+    open_depth: int  # levels open below the start
+    lazy: bool  # closed containers are fetched on demand, not sent inline
+    budget: int = NODE_BUDGET
+
+    def spend(self) -> bool:
+        self.budget -= 1
+        return self.budget >= 0
+
+
+def _scalar(value: Any, full: bool, urls: TreeUrls, tokens: list[str]) -> SafeString:
+    if value is None:
+        return NULL_HTML
+    if isinstance(value, bool):
+        return format_html('<span class="jt-bool">{}</span>', "true" if value else "false")
+    if isinstance(value, int | float):
+        return format_html('<span class="jt-num">{}</span>', json.dumps(value))
+    text = str(value)
+    if full or len(text) <= STRING_PREVIEW:
+        return format_html('<span class="jt-str">"{}"</span>', text)
+    rest = len(text) - STRING_PREVIEW
+    url = urls.at(tokens, full="1")
+    return format_html(
+        '<span class="jt-str">"{}…"</span> <a class="jt-more" href="{}" hx-get="{}" '
+        'hx-target="closest li" hx-swap="outerHTML">show all ({} more characters)</a>',
+        text[:STRING_PREVIEW],
+        url,
+        url,
+        f"{rest:,}",
+    )
+
+
+def _key_html(key: str | None, is_index: bool) -> SafeString:
+    if key is None:
+        return EMPTY
+    if is_index:
+        return format_html('<span class="jt-i">{}</span>', key)
+    return format_html('<span class="jt-k">{}</span>', key)
+
+
+def _node(
+    key: str | None,
+    value: Any,
+    tokens: list[str],
+    depth: int,
+    ctx: _Render,
+    *,
+    is_index: bool = False,
+    full: bool = False,
+) -> SafeString:
+    ctx.spend()
+    path = pointer_join(tokens)
+    key_html = _key_html(key, is_index)
+    inner = _container(value)
+    if inner is None:
+        return format_html(
+            '<li class="jt-n" data-p="{}">{}{}</li>',
+            path,
+            key_html,
+            _scalar(value, full, ctx.urls, tokens),
+        )
+    was_string = not isinstance(value, dict | list)
+    badges = []
+    if was_string:
+        badges.append(DECODED_HTML)
+    if similar_objects(inner):
+        url = ctx.urls.at(tokens, view="table")
+        badges.append(
+            format_html(
+                '<a class="jt-view" href="{}" hx-get="{}" hx-target="closest li" '
+                'hx-swap="outerHTML">table</a>',
+                url,
+                url,
+            )
+        )
+    brackets = ("{", "}") if isinstance(inner, dict) else ("[", "]")
+    if not inner:
+        return format_html(
+            '<li class="jt-n" data-p="{}">{}<span class="jt-sum">{}{}</span>{}</li>',
+            path,
+            key_html,
+            brackets[0],
+            brackets[1],
+            _join(badges),
+        )
+    is_open = depth < ctx.open_depth and ctx.budget > 0
+    head = format_html(
+        '<summary>{}<span class="jt-sum">{}{}{}</span>{}{}</summary>',
+        key_html,
+        brackets[0],
+        count_text(inner),
+        brackets[1],
+        _join(badges),
+        EMPTY if is_open else _preview(inner),
+    )
+    raw = EMPTY
+    if was_string:
+        text = str(value)
+        cut = "…" if len(text) > RAW_PREVIEW else ""
+        raw = format_html(
+            '<details class="jt-raw"><summary>raw string</summary><pre>{}{}</pre></details>',
+            text[:RAW_PREVIEW],
+            cut,
+        )
+    if is_open or not ctx.lazy:
+        body = _children(inner, tokens, 0, depth + 1, ctx)
+    else:
+        url = ctx.urls.at(tokens)
+        return format_html(
+            '<li class="jt-n" data-p="{}"><details hx-get="{}" hx-trigger="toggle once" '
+            'hx-target="find .jt-lazy" hx-swap="outerHTML">{}{}<ul class="jt-list jt-lazy">'
+            '<li><a href="{}">open this part</a></li></ul></details></li>',
+            path,
+            url,
+            head,
+            raw,
+            url,
+        )
+    return format_html(
+        '<li class="jt-n" data-p="{}"><details{}>{}{}{}</details></li>',
+        path,
+        " open" if is_open else "",
+        head,
+        raw,
+        body,
+    )
+
+
+_NAMING_KEYS = ("name", "id", "arn", "key", "title", "type", "status")
+
+
+def _preview(container: dict | list) -> SafeString:
+    """A closed object's identifying fields (name, id, ARN...), so rows can be told apart."""
+    if not isinstance(container, dict):
+        return EMPTY
+    scalars = [
+        (str(k), v)
+        for k, v in _slice(container, 0, 12)
+        if isinstance(v, str | int | float) and not isinstance(v, bool) and v != ""
+    ]
+    if not scalars:
+        return EMPTY
+    named = [kv for kv in scalars if any(n in kv[0].lower() for n in _NAMING_KEYS)]
+    shown = (named or scalars)[:2]
+    parts = []
+    for key, value in shown:
+        text = str(value)
+        text = text if len(text) <= 48 else text[:47] + "…"
+        parts.append(format_html("{}: {}", key, text))
+    return format_html(
+        '<span class="jt-prev">{}</span>', format_html_join(", ", "{}", ((p,) for p in parts))
+    )
+
+
+def _children(
+    container: dict | list, tokens: list[str], offset: int, depth: int, ctx: _Render
+) -> SafeString:
+    return format_html(
+        '<ul class="jt-list">{}</ul>', _child_items(container, tokens, offset, depth, ctx)
+    )
+
+
+def _child_items(
+    container: dict | list, tokens: list[str], offset: int, depth: int, ctx: _Render
+) -> SafeString:
+    is_list = isinstance(container, list)
+    parts: list[SafeString] = []
+    stop = offset + MAX_CHILDREN
+    shown = offset
+    for key, item in _slice(container, offset, stop):
+        if ctx.budget <= 0:
+            break
+        parts.append(_node(key, item, [*tokens, key], depth, ctx, is_index=is_list))
+        shown += 1
+    remaining = len(container) - shown
+    if remaining > 0:
+        url = ctx.urls.at(tokens, offset=str(shown))
+        parts.append(
+            format_html(
+                '<li class="jt-more-row"><a class="jt-more" href="{}" hx-get="{}" '
+                'hx-target="closest li" hx-swap="outerHTML">show {} more of {}</a></li>',
+                url,
+                url,
+                f"{min(remaining, MAX_CHILDREN):,}",
+                f"{remaining:,}",
+            )
+        )
+    return _join(parts)
+
+
+def render_tree(value: Any, *, size: int, urls: TreeUrls) -> SafeString:
+    """The first view of a payload: top levels open, the rest closed (and lazy if large)."""
+    if size > LARGE_LIMIT:
+        # The top two levels, with at most MAX_CHILDREN closed items under each.
+        ctx = _Render(urls=urls, open_depth=2, lazy=True, budget=MAX_CHILDREN * 4)
+    elif size > INLINE_LIMIT:
+        ctx = _Render(urls=urls, open_depth=2, lazy=True)
+    else:
+        ctx = _Render(urls=urls, open_depth=2, lazy=False)
+    return format_html('<ul class="jt-list jt-root">{}</ul>', _node(None, value, [], 0, ctx))
+
+
+def render_subtree(
+    value: Any, tokens: list[str], *, urls: TreeUrls, offset: int = 0, full: bool = False
+) -> SafeString:
+    """What the tree endpoint returns for `path`: that value's children, or more of them.
+
+    With an offset, the next children as bare `<li>` items (they replace the "show more"
+    row); for a scalar (or `full`), the one node with its whole text.
+    """
+    target = resolve(value, tokens)
+    inner = _container(target)
+    ctx = _Render(urls=urls, open_depth=1, lazy=not _smaller_than(inner, SMALL_SUBTREE))
+    key = tokens[-1] if tokens else None
+    if inner is None or full:
+        return _node(key, target, tokens, 0, ctx, full=True)
+    if offset:
+        return _child_items(inner, tokens, offset, 1, ctx)
+    return _children(inner, tokens, 0, 1, ctx)
+
+
+def _smaller_than(value: Any, limit: int) -> bool:
+    """True if `value` has fewer than `limit` nodes (counting stops at the limit)."""
+    count = 0
+    stack = [value]
+    while stack:
+        current = stack.pop()
+        count += 1
+        if count >= limit:
+            return False
+        if isinstance(current, dict):
+            stack.extend(current.values())
+        elif isinstance(current, list):
+            stack.extend(current)
+    return True
+
+
+def render_table(value: Any, tokens: list[str], *, urls: TreeUrls) -> SafeString:
+    """An array of similar objects as a table (first MAX_CHILDREN rows), in a tree row."""
+    target = _container(resolve(value, tokens))
+    if not isinstance(target, list):
+        raise PathNotFound("not an array")
+    rows = target[:MAX_CHILDREN]
+    columns = _columns([r for r in rows if isinstance(r, dict)])[:TABLE_COLUMNS]
+    head = _join([format_html("<th>{}</th>", c) for c in ["#", *columns]])
+    body = []
+    for index, row in enumerate(rows):
+        cells = [format_html('<td class="jt-i">{}</td>', index)]
+        for column in columns:
+            cell = row.get(column, EMPTY) if isinstance(row, dict) else EMPTY
+            cells.append(format_html("<td>{}</td>", _cell(cell)))
+        body.append(format_html("<tr>{}</tr>", _join(cells)))
+    url = urls.at(tokens, view="row")
+    more = ""
+    if len(target) > len(rows):
+        more = f"First {len(rows):,} of {len(target):,} rows; the tree view pages through all."
+    return format_html(
+        '<li class="jt-n" data-p="{}"><div class="jt-table-head">{}<span class="jt-sum">'
+        '[{}]</span> <a class="jt-view" href="{}" hx-get="{}" hx-target="closest li" '
+        'hx-swap="outerHTML">tree</a> <span class="muted">{}</span></div>'
+        '<div class="jt-table-wrap"><table class="jt-table"><thead><tr>{}</tr></thead>'
+        "<tbody>{}</tbody></table></div></li>",
+        pointer_join(tokens),
+        _key_html(tokens[-1] if tokens else None, False),
+        count_text(target),
+        url,
+        url,
+        more,
+        head,
+        _join(body),
+    )
+
+
+def render_row(value: Any, tokens: list[str], *, urls: TreeUrls) -> SafeString:
+    """One tree row, open one level (what the table view switches back to)."""
+    ctx = _Render(urls=urls, open_depth=1, lazy=True)
+    key = tokens[-1] if tokens else None
+    is_index = bool(tokens) and tokens[-1].isdigit()
+    return _node(key, resolve(value, tokens), tokens, 0, ctx, is_index=is_index)
+
+
+def _cell(value: Any) -> Any:
+    if value is EMPTY:
+        return EMPTY
+    inner = _container(value)
+    if inner is not None:
+        return format_html('<span class="jt-sum">{}</span>', count_text(inner))
+    if value is None:
+        return NULL_HTML
+    text = json.dumps(value) if isinstance(value, bool | int | float) else str(value)
+    return text if len(text) <= TABLE_CELL else text[:TABLE_CELL] + "…"
+
+
+# --- search -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Match:
+    tokens: tuple[str, ...]
+    on_key: bool
+    is_container: bool
+    value: str  # the scalar's text (shortened), "" for a container
+
+
+def search(value: Any, query: str, *, limit: int = SEARCH_LIMIT) -> tuple[list[Match], bool]:
+    """Paths whose key or scalar value contains `query` (any case), in document order.
+
+    Walks into JSON strings too. The second value is True when the list was cut at `limit`.
+    """
+    needle = query.strip().lower()
+    if not needle:
+        return [], False
+    found: list[Match] = []
+    stack: list[tuple[tuple[str, ...], Any, bool]] = [((), value, True)]
+    while stack:
+        tokens, current, is_index = stack.pop()
+        key_hit = not is_index and needle in tokens[-1].lower()
+        inner = _container(current)
+        if inner is None:
+            text = _scalar_text(current)
+            if key_hit or needle in text.lower():
+                found.append(Match(tokens, key_hit, False, text[:STRING_PREVIEW]))
+        else:
+            if key_hit:
+                found.append(Match(tokens, True, True, ""))
+            is_list = isinstance(inner, list)
+            children = [((*tokens, key), item, is_list) for key, item in _items(inner)]
+            stack.extend(reversed(children))
+        if len(found) >= limit:
+            return found[:limit], bool(stack)
+    return found, False
+
+
+def _scalar_text(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool | int | float):
+        return json.dumps(value)
+    return str(value)
+
+
+def highlight(text: str, query: str) -> SafeString:
+    """`text` escaped, with every case-insensitive occurrence of `query` in <mark>."""
+    needle = query.strip()
+    if not needle:
+        return format_html("{}", text)
+    parts: list[SafeString] = []
+    lower, low_needle = text.lower(), needle.lower()
+    start = 0
+    while True:
+        at = lower.find(low_needle, start)
+        if at < 0:
+            parts.append(format_html("{}", text[start:]))
+            break
+        parts.append(format_html("{}<mark>{}</mark>", text[start:at], text[at : at + len(needle)]))
+        start = at + len(needle)
+    return _join(parts)
+
+
+def render_search(
+    value: Any, query: str, *, urls: TreeUrls, limit: int = SEARCH_LIMIT
+) -> SafeString:
+    matches, cut = search(value, query, limit=limit)
+    if not matches:
+        return format_html(
+            '<p class="jt-results-empty muted">No key or value matches “{}”.</p>', query
+        )
+    rows = []
+    for match in matches:
+        tokens = list(match.tokens)
+        shown_path = pointer_join(tokens) or "/"
+        parent = tokens if match.is_container else tokens[:-1]
+        url = urls.at(parent)
+        value_html = (
+            format_html(' <span class="jt-str">{}</span>', highlight(match.value, query))
+            if match.value
+            else EMPTY
+        )
+        rows.append(
+            format_html(
+                '<li data-p="{}"><a class="jt-path" href="{}" hx-get="{}" '
+                'hx-target="next .jt-focus" hx-swap="innerHTML">{}</a>{}</li>',
+                shown_path,
+                url,
+                url,
+                highlight(shown_path, query),
+                value_html,
+            )
+        )
+    note = f"first {limit}" if cut else f"{len(matches)}"
+    return format_html(
+        '<p class="jt-results-count">{} match{} for “{}”</p><ol class="jt-results-list">{}</ol>'
+        '<div class="jt-focus"></div>',
+        note,
+        "" if len(matches) == 1 and not cut else "es",
+        query,
+        _join(rows),
+    )

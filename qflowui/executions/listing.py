@@ -1,0 +1,177 @@
+"""The executions list as SQL over the mirror: rows, counts per status class, the chart.
+
+A constant number of queries whatever the row count: one GROUP BY (time bucket, status
+class) gives the chart, the counts and the total for paging; one query gives the page.
+Nothing here calls QFlow.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta, tzinfo
+
+from django.db.models import Count, DateTimeField, F, Q, QuerySet, Subquery, Value
+from django.db.models.functions import Coalesce, TruncDay, TruncHour
+
+from qflowui.executions.chart import Chart, build_chart
+from qflowui.executions.forms import Filters
+from qflowui.mirror import status as st
+from qflowui.mirror.models import Execution, SyncRun, Workflow
+
+PAGE_SIZE = 50
+HOURLY_UP_TO = timedelta(hours=48)
+ROW_FIELDS = (
+    "id",
+    "status",
+    "status_class",
+    "started_at",
+    "duration_ms",
+    "source",
+    "triggered_by",
+    "cloud",
+    "region",
+    "workflow",
+    "workflow__name",
+)
+ORDERINGS = {
+    "-started": ("-started_at", "-id"),
+    "started": ("started_at", "id"),
+    "-duration": (F("duration_ms").desc(nulls_last=True), "-started_at", "-id"),
+    "duration": (F("duration_ms").asc(nulls_last=True), "-started_at", "-id"),
+}
+_HEX = re.compile(r"[0-9a-f]{1,32}")
+
+
+@dataclass
+class Listing:
+    rows: list[Execution]
+    counts: dict[str, int]  # per status class, for every filter but the status one
+    matching: int  # executions matching every filter
+    page: int
+    pages: int
+    chart: Chart | None
+    live: bool  # a running execution is on screen and the range includes now
+    first: int = 0  # 1-based position of the first row shown
+    statuses_hidden: int = field(default=0)  # match the other filters, not the status one
+
+
+def execution_listing(filters: Filters, *, now: datetime, tz: tzinfo) -> Listing:
+    start, end = filters.window(now)
+    base = _filtered(filters, start, end)
+    hourly = start is not None and (end or now) - start <= HOURLY_UP_TO
+    trunc = (TruncHour if hourly else TruncDay)("started_at", tzinfo=tz)
+    groups = list(
+        base.annotate(bucket=trunc)
+        .values_list("bucket", "status_class")
+        .annotate(n=Count("*"))
+        .order_by()
+    )
+    counts = dict.fromkeys(st.CLASSES, 0)
+    for _, cls, n in groups:
+        counts[cls if cls in counts else st.OTHER] += n
+    selected = set(filters.statuses) or set(st.CLASSES)
+    matching = sum(n for cls, n in counts.items() if cls in selected)
+    pages = max(1, math.ceil(matching / PAGE_SIZE))
+    page = min(filters.page, pages)
+    rows: list[Execution] = []
+    if matching:
+        qs = base.filter(status_class__in=filters.statuses) if filters.statuses else base
+        offset = (page - 1) * PAGE_SIZE
+        rows = list(
+            qs.select_related("workflow")
+            .only(*ROW_FIELDS)
+            .order_by(*ORDERINGS[filters.sort])[offset : offset + PAGE_SIZE]
+        )
+    chart = build_chart(
+        [(bucket, cls, n) for bucket, cls, n in groups if cls in selected],
+        start=start,
+        end=end or now,
+        hourly=hourly,
+        tz=tz,
+    )
+    return Listing(
+        rows=rows,
+        counts=counts,
+        matching=matching,
+        page=page,
+        pages=pages,
+        chart=chart,
+        live=filters.includes_now(now) and any(r.status_class == st.RUNNING for r in rows),
+        first=(page - 1) * PAGE_SIZE + 1 if rows else 0,
+        statuses_hidden=sum(counts.values()) - matching,
+    )
+
+
+def _filtered(filters: Filters, start: datetime | None, end: datetime | None) -> QuerySet:
+    """Every filter but the status one (the counts per status come from this)."""
+    qs = Execution.objects.all()
+    if start is not None:
+        qs = qs.filter(started_at__gte=start)
+    if end is not None:
+        qs = (
+            qs.filter(started_at__lte=end)
+            if filters.end_inclusive
+            else qs.filter(started_at__lt=end)
+        )
+    if filters.workflow is not None:
+        qs = qs.filter(workflow_id=filters.workflow)
+    for name in ("source", "cloud", "region"):
+        value = getattr(filters, name)
+        if value:
+            qs = qs.filter(**{name: value})
+    if filters.q:
+        qs = qs.filter(search_condition(filters.q))
+    return qs
+
+
+def search_condition(text: str) -> Q:
+    """An execution id (or its prefix), or a substring of the workflow's name.
+
+    An id prefix becomes a range of UUIDs, so it uses the primary key's index.
+    """
+    cond = Q(workflow__in=Workflow.objects.filter(name__icontains=text).values("pk"))
+    digits = text.strip().lower().replace("-", "")
+    if _HEX.fullmatch(digits):
+        low = uuid.UUID(digits.ljust(32, "0"))
+        high = uuid.UUID(digits.ljust(32, "f"))
+        cond |= Q(pk__gte=low, pk__lte=high)
+    return cond
+
+
+def workflow_choices() -> list[tuple[str, str, str]]:
+    """(id, name, cloud) of every workflow in the mirror, for the filter's select."""
+    rows = Workflow.objects.only("id", "name", "cloud").order_by("name", "id")
+    return [(str(wf.id), wf.name or str(wf.id), wf.cloud) for wf in rows]
+
+
+@dataclass
+class Freshness:
+    last: SyncRun | None  # the latest finished pass
+    last_ok: SyncRun | None  # the latest pass that succeeded: how fresh the mirror is
+    down_since: datetime | None  # start of the current run of "QFlow unreachable" passes
+
+
+_EPOCH = Value(datetime(1970, 1, 1, tzinfo=UTC), output_field=DateTimeField())
+
+
+def sync_freshness() -> Freshness:
+    finished = SyncRun.objects.filter(finished_at__isnull=False).order_by("-started_at")
+    last = finished.first()
+    if last is None:
+        return Freshness(last=None, last_ok=None, down_since=None)
+    last_ok = last if last.ok else finished.filter(ok=True).first()
+    down_since = None
+    if last.upstream_down:
+        reachable = finished.filter(upstream_down=False).values("started_at")[:1]
+        down_since = (
+            finished.filter(
+                upstream_down=True, started_at__gt=Coalesce(Subquery(reachable), _EPOCH)
+            )
+            .order_by("started_at")
+            .values_list("started_at", flat=True)
+            .first()
+        )
+    return Freshness(last=last, last_ok=last_ok, down_since=down_since)

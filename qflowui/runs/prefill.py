@@ -1,0 +1,205 @@
+"""What the run form shows before the user types: a past execution to run again, the
+workflow's declared variables, and the connector ids the mirror has seen."""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from qflowui.core.masking import MASK, is_sensitive_key, mask
+from qflowui.mirror.models import Execution, StepPayload, Workflow
+from qflowui.qflow import client_from_settings
+from qflowui.qflow.errors import QflowError
+from qflowui.runs import overrides as ov
+
+logger = logging.getLogger(__name__)
+
+TRIGGER_NODE = "trigger"
+# Keys of a trigger's own envelope (what started it), as opposed to the run's input.
+_ENVELOPE_KEYS = {"triggerType", "overrideVariables", "globalVariables", "triggeredBy"}
+
+
+@dataclass
+class Prefill:
+    initial: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    execution: Execution | None = None
+
+
+def run_prefill(*, workflow_id: str = "", from_execution: str = "") -> Prefill:
+    """The form's initial values for `?workflow=<id>` and `?from=<execution id>`."""
+    prefill = Prefill(initial={"input": "{}"})
+    if workflow_id:
+        prefill.initial["workflow"] = workflow_id
+    if from_execution:
+        _from_execution(prefill, from_execution)
+    return prefill
+
+
+def _from_execution(prefill: Prefill, execution_id: str) -> None:
+    try:
+        execution_id = str(uuid.UUID(execution_id.strip()))
+    except ValueError:
+        prefill.notes.append(f"“{execution_id[:80]}” is not an execution id; nothing prefilled.")
+        return
+    execution = Execution.objects.select_related("workflow").filter(pk=execution_id).first()
+    if execution is None:
+        prefill.notes.append(
+            f"Execution {execution_id} is not in qflowui's mirror (yet); nothing prefilled."
+        )
+        return
+    prefill.execution = execution
+    prefill.initial["workflow"] = str(execution.workflow_id)
+    _variables(prefill, execution)
+    run_input, where = _trigger_input(execution)
+    if run_input is None:
+        prefill.notes.append(
+            f"The input of execution {execution_id} could not be read ({where}); "
+            "the input starts empty ({})."
+        )
+        run_input = {}
+    else:
+        prefill.notes.append(f"Input taken from {where} of execution {execution_id}.")
+    shown = mask(run_input)
+    if shown != run_input:
+        prefill.notes.append(
+            f"Values in the input that look like secrets are shown as {MASK}; "
+            "replace them before running."
+        )
+    prefill.initial["input"] = json.dumps(shown, indent=2)
+
+
+def _variables(prefill: Prefill, execution: Execution) -> None:
+    row, skipped = 0, []
+    for item in ov.parse_variable_strings(execution.variables):
+        value = item.value
+        if MASK in value or (is_sensitive_key(item.key) and item.key not in ov.LEGACY_FIELDS):
+            skipped.append(item.key)
+            continue
+        if item.key in ov.SYSTEM_FIELDS:
+            prefill.initial[item.key] = value
+            continue
+        if row >= ov.MAX_CUSTOM_ROWS:
+            skipped.append(item.key)
+            continue
+        kind, text = _typed(value)
+        prefill.initial.update(
+            {f"var_key_{row}": item.key, f"var_type_{row}": kind, f"var_value_{row}": text}
+        )
+        row += 1
+    if skipped:
+        prefill.notes.append(
+            f"Not copied (masked or secret): {', '.join(skipped)}. Set them again if needed."
+        )
+
+
+def _typed(text: str) -> tuple[str, str]:
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return "String", text
+    if isinstance(value, str):
+        return "String", text
+    return ov.guess_type(value)
+
+
+def _trigger_input(execution: Execution) -> tuple[dict[str, Any] | None, str]:
+    """The input the run was started with, and where it was found.
+
+    QFlow hands the run's input to the trigger node: the trigger step's input holds it
+    (possibly wrapped in the trigger's own envelope) and its output passes it on.
+    """
+    cached = {
+        p.kind: p.body
+        for p in StepPayload.objects.filter(execution=execution, node_id=TRIGGER_NODE)
+    }
+    found = _from_trigger_input(cached.get(StepPayload.INPUT))
+    if found is not None:
+        return found, "the trigger step's input"
+    if isinstance(cached.get(StepPayload.OUTPUT), dict):
+        return cached[StepPayload.OUTPUT], "the trigger step's output"
+    try:
+        client = client_from_settings(max_retries=0)
+        if StepPayload.INPUT not in cached:
+            found = _from_trigger_input(client.get_step_input(str(execution.pk), TRIGGER_NODE))
+            if found is not None:
+                return found, "the trigger step's input"
+        output = client.get_step_output(str(execution.pk), TRIGGER_NODE)
+    except QflowError as exc:
+        logger.info("prefill from %s: trigger payload unavailable: %s", execution.pk, exc)
+        return None, f"QFlow: {exc}"
+    if isinstance(output, dict):
+        return output, "the trigger step's output"
+    return None, "the trigger step holds no JSON object"
+
+
+def _from_trigger_input(payload: Any) -> dict[str, Any] | None:
+    if not isinstance(payload, dict):
+        return None
+    if isinstance(payload.get("input"), dict):
+        return payload["input"]
+    if _ENVELOPE_KEYS & payload.keys():
+        return None  # the trigger's own metadata, not the run's input
+    return payload
+
+
+# --- what the form offers ---------------------------------------------------------------------
+
+
+def workflow_variables(workflow: Workflow | None) -> list[dict[str, Any]]:
+    """The variables the workflow's definition declares, masked, as {key, values, sensitive}."""
+    if workflow is None or not isinstance(workflow.definition, dict):
+        return []
+    out = []
+    for item in workflow.definition.get("variables") or []:
+        if not isinstance(item, dict) or not isinstance(item.get("key"), str):
+            continue
+        values = item.get("value")
+        values = values if isinstance(values, list) else [values]
+        shown = mask({"key": item["key"], "value": values})["value"]
+        out.append(
+            {
+                "key": item["key"],
+                "values": [v if isinstance(v, str) else json.dumps(v) for v in shown],
+                "sensitive": shown != values or is_sensitive_key(item["key"]),
+            }
+        )
+    return out
+
+
+def connector_ids_seen(workflow: Workflow | None = None, limit: int = 400) -> list[str]:
+    """Connector UUIDs seen in the mirror: executions' accounts and variables, definitions."""
+    seen: dict[str, int] = {}
+
+    def add(value: Any) -> None:
+        if isinstance(value, str) and value.strip():
+            try:
+                key = ov.clean_uuid(value)
+            except Exception:  # noqa: BLE001 - not a connector reference
+                return
+            seen[key] = seen.get(key, 0) + 1
+
+    recent = Execution.objects.order_by("-started_at").values_list("categories", "variables")
+    rows = list(recent[:limit])
+    if workflow is not None:
+        rows += list(recent.filter(workflow=workflow)[: limit // 2])
+    for categories, variables in rows:
+        if isinstance(categories, dict):
+            for account in categories.get("accounts") or []:
+                add(account)
+        for item in ov.parse_variable_strings(variables if isinstance(variables, list) else []):
+            if item.key == "connectorId" or item.key in ov.LEGACY_FIELDS:
+                add(item.value)
+    for definition in Workflow.objects.exclude(definition=None).values_list(
+        "definition", flat=True
+    ):
+        if not isinstance(definition, dict):
+            continue
+        for item in definition.get("variables") or []:
+            if isinstance(item, dict) and item.get("key") in ("connectorId", *ov.LEGACY_FIELDS):
+                for value in item.get("value") or []:
+                    add(value)
+    return sorted(seen, key=lambda k: (-seen[k], k))

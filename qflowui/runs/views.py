@@ -1,0 +1,239 @@
+"""Run pages: the form (/runs/new/), a run (/runs/<id>/), the history (/runs/) and the audit log."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+from django import forms
+from django.contrib import messages
+from django.core.paginator import Paginator
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_GET, require_http_methods
+
+from qflowui.mirror.models import Execution
+from qflowui.runs import audit
+from qflowui.runs import overrides as ov
+from qflowui.runs.display import shown_body, shown_variables
+from qflowui.runs.forms import RunForm
+from qflowui.runs.models import AuditEvent, Run, RunState
+from qflowui.runs.prefill import connector_ids_seen, run_prefill, workflow_variables
+from qflowui.runs.services import (
+    IdempotencyConflict,
+    body_digest,
+    run_create,
+    run_execution_refresh,
+)
+
+RUN_PERMISSION = "runs.run_workflow"
+STOP_POLLING = 286  # htmx stops polling on this status
+
+
+def _can_run(request: HttpRequest) -> bool:
+    return request.user.has_perm(RUN_PERMISSION)
+
+
+def _denied(request: HttpRequest, what: str) -> HttpResponse:
+    return render(request, "runs/denied.html", {"what": what}, status=403)
+
+
+# --- the form ------------------------------------------------------------------------------
+
+
+@require_http_methods(["GET", "POST"])
+def run_new(request: HttpRequest) -> HttpResponse:
+    if not _can_run(request):
+        workflow = request.POST.get("workflow") or request.GET.get("workflow") or ""
+        audit.audit_record(
+            action=audit.RUN_DENIED,
+            request=request,
+            target=f"workflow {workflow[:60]}" if workflow else "run form",
+            detail={"method": request.method, "reason": f"missing permission {RUN_PERMISSION}"},
+        )
+        return _denied(request, "run workflows")
+    if request.method == "GET":
+        return _form_get(request)
+    return _form_post(request)
+
+
+def _form_get(request: HttpRequest) -> HttpResponse:
+    prefill = run_prefill(
+        workflow_id=request.GET.get("workflow", "")[:64],
+        from_execution=request.GET.get("from", "")[:64],
+    )
+    form = RunForm(initial={**prefill.initial, "idempotency_key": uuid.uuid4()})
+    context = _form_context(form, notes=prefill.notes, source=prefill.execution)
+    if request.htmx and request.htmx.target == "workflow-info":
+        return render(request, "runs/form.html#workflow-info", context)
+    return render(request, "runs/form.html", context)
+
+
+def _form_post(request: HttpRequest) -> HttpResponse:
+    form = RunForm(request.POST)
+    if not form.is_valid():
+        return render(request, "runs/form.html", _form_context(form), status=400)
+    body = form.body()
+    workflow = form.workflow_object()
+    digest = body_digest(workflow.pk, body)
+    previewed = request.POST.get("preview_digest", "")
+    if request.POST.get("action") != "confirm" or (previewed and previewed != digest):
+        notes = []
+        if request.POST.get("action") == "confirm":
+            notes.append("The form changed after the preview: check the new preview and confirm.")
+        context = _form_context(form, notes=notes, preview=body, digest=digest)
+        return render(request, "runs/form.html", context)
+    try:
+        run, created = run_create(
+            user=request.user,
+            workflow=workflow,
+            body=body,
+            idempotency_key=form.cleaned_data["idempotency_key"],
+            request=request,
+        )
+    except IdempotencyConflict as exc:
+        form.add_error(None, str(exc))
+        return render(request, "runs/form.html", _form_context(form), status=409)
+    if not created:
+        messages.info(request, "This form was already submitted; this is the run it started.")
+    return redirect(run)
+
+
+def _form_context(
+    form: RunForm,
+    *,
+    notes: list[str] | None = None,
+    source: Execution | None = None,
+    preview: dict[str, Any] | None = None,
+    digest: str = "",
+) -> dict[str, Any]:
+    workflow = form.workflow_object()
+    return {
+        "form": form,
+        "workflow": workflow,
+        "workflow_variables": workflow_variables(workflow),
+        "connector_ids": connector_ids_seen(workflow),
+        "oci_regions": ov.OCI_REGIONS,
+        "cloud_groups": _cloud_groups(form, ov.cloud_name(workflow.cloud if workflow else "")),
+        "legacy_fields": [form[name] for name in ov.LEGACY_FIELDS],
+        "notes": notes or [],
+        "source": source,
+        "preview": shown_body(preview) if preview is not None else None,
+        "preview_notes": form.notes() if preview is not None else [],
+        "digest": digest,
+    }
+
+
+def _cloud_groups(form: RunForm, cloud: str) -> list[dict[str, Any]]:
+    return [
+        {
+            "cloud": name,
+            "fields": [form[f] for f in fields],
+            # Open the workflow's own cloud, and any group the user already filled in.
+            "open": name == cloud or any(form[f].value() for f in fields),
+        }
+        for name, fields in ov.CLOUD_FIELDS.items()
+    ]
+
+
+# --- one run -----------------------------------------------------------------------------------
+
+
+@require_GET
+def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    run = get_object_or_404(Run.objects.select_related("created_by", "workflow"), pk=pk)
+    execution, notice = (None, "")
+    if run.state == RunState.SUBMITTED:
+        execution, notice = run_execution_refresh(run)
+    context = {
+        "run": run,
+        "execution": execution,
+        "upstream_notice": notice,
+        "events": list(run.events.all()),
+        "body": shown_body(run.body()),
+        "response": json.dumps(run.response, indent=2) if run.response else "",
+        "overrides": _short_overrides(run.variables),
+    }
+    target = request.htmx.target if request.htmx else None
+    if target == "run-status":
+        status = 200 if run.is_pending else STOP_POLLING
+        return render(request, "runs/detail.html#run-status", context, status=status)
+    if target == "run-execution":
+        running = execution is not None and not execution.is_terminal
+        status = 200 if running else STOP_POLLING
+        return render(request, "runs/detail.html#run-execution", context, status=status)
+    return render(request, "runs/detail.html", context)
+
+
+# --- history ------------------------------------------------------------------------------------
+
+
+class HistoryQuery(forms.Form):
+    mine = forms.BooleanField(required=False)
+    state = forms.ChoiceField(required=False, choices=[("", "any"), *RunState.choices])
+    page = forms.IntegerField(required=False, min_value=1)
+
+
+@require_GET
+def run_list(request: HttpRequest) -> HttpResponse:
+    query = HistoryQuery(request.GET)
+    query.is_valid()  # bad values are dropped, never a 500
+    params = query.cleaned_data
+    runs = Run.objects.select_related("created_by").order_by("-queued_at", "-id")
+    if params.get("mine"):
+        runs = runs.filter(created_by=request.user)
+    if params.get("state"):
+        runs = runs.filter(state=params["state"])
+    page = Paginator(runs, 50).get_page(params.get("page") or 1)
+    ids = [run.execution_id for run in page if run.execution_id]
+    executions = {
+        e.pk: e for e in Execution.objects.filter(pk__in=ids).only("status", "status_class")
+    }
+    rows = [
+        {
+            "run": run,
+            "execution": executions.get(run.execution_id),
+            "overrides": _short_overrides(run.variables),
+        }
+        for run in page
+    ]
+    context = {
+        "rows": rows,
+        "page": page,
+        "mine": bool(params.get("mine")),
+        "state": params.get("state") or "",
+        "states": RunState.choices,
+        "can_run": _can_run(request),
+    }
+    return render(request, "runs/list.html", context)
+
+
+def _short_overrides(variables: dict[str, Any] | None) -> str:
+    """region=eu-west-1, connectorId=…f327855b316a: enough to tell runs apart in a list."""
+    parts = []
+    for key, value in shown_variables(variables).items():
+        text = value if isinstance(value, str) else json.dumps(value)
+        if key in ("connectorId", *ov.LEGACY_FIELDS) and len(text) > 13:
+            text = "…" + text[-12:]
+        elif len(text) > 32:
+            text = text[:31] + "…"
+        parts.append(f"{key}={text}")
+    return ", ".join(parts)
+
+
+# --- audit log ----------------------------------------------------------------------------------
+
+
+@require_GET
+def audit_log(request: HttpRequest) -> HttpResponse:
+    if not request.user.is_staff:
+        audit.audit_record(action=audit.AUDIT_DENIED, request=request, target="audit log")
+        return _denied(request, "read the audit log")
+    events = AuditEvent.objects.order_by("-at", "-id")
+    action = request.GET.get("action", "")[:64]
+    if action:
+        events = events.filter(action=action)
+    page = Paginator(events, 100).get_page(request.GET.get("page"))
+    rows = [{"event": e, "detail": json.dumps(e.detail, sort_keys=True)} for e in page]
+    return render(request, "runs/audit.html", {"rows": rows, "page": page, "action": action})

@@ -1,0 +1,112 @@
+// The run form's helpers. The server validates everything; this only makes the form nicer.
+// Loaded as a file (CSP: script-src 'self'); no inline handlers anywhere.
+(function () {
+  "use strict";
+
+  function describeJson(text) {
+    if (!text.trim()) return { ok: true, value: {} };
+    try {
+      var value = JSON.parse(text);
+      if (value === null || typeof value !== "object" || Array.isArray(value)) {
+        return { ok: false, message: "The input must be a JSON object ({…})." };
+      }
+      return { ok: true, value: value };
+    } catch (err) {
+      return { ok: false, message: "Invalid JSON: " + err.message };
+    }
+  }
+
+  function showStatus(el, result) {
+    if (!el) return;
+    el.textContent = result.ok ? "Valid JSON object" : result.message;
+    el.classList.toggle("is-bad", !result.ok);
+    el.classList.toggle("is-ok", result.ok);
+  }
+
+  function setupJson(button) {
+    var area = document.getElementById(button.getAttribute("data-format-json"));
+    if (!area) return;
+    var status = document.getElementById(area.id + "_status");
+    button.addEventListener("click", function () {
+      var result = describeJson(area.value);
+      showStatus(status, result);
+      if (result.ok) area.value = JSON.stringify(result.value, null, 2);
+    });
+    var timer = null;
+    area.addEventListener("input", function () {
+      clearTimeout(timer);
+      timer = setTimeout(function () { showStatus(status, describeJson(area.value)); }, 300);
+    });
+  }
+
+  function setupWorkflowPicker(form) {
+    var filter = form.querySelector("#workflow-filter");
+    var select = form.querySelector("#id_workflow");
+    if (!select) return;
+    if (filter) {
+      filter.addEventListener("input", function () {
+        var words = filter.value.toLowerCase().split(/\s+/).filter(Boolean);
+        Array.prototype.forEach.call(select.options, function (option) {
+          var text = option.textContent.toLowerCase();
+          var match = words.every(function (w) { return text.indexOf(w) !== -1; });
+          option.hidden = !match && !option.selected;
+        });
+      });
+    }
+    select.addEventListener("change", function () {
+      var chosen = select.options[select.selectedIndex];
+      var cloud = chosen ? (chosen.getAttribute("data-cloud") || "").toUpperCase() : "";
+      form.querySelectorAll("details.cloud-group[data-cloud]").forEach(function (group) {
+        if (cloud && group.getAttribute("data-cloud").toUpperCase() === cloud) group.open = true;
+      });
+    });
+  }
+
+  function setupSubmitGuard(form) {
+    // Correctness is server-side (the idempotency key); this spares a double click.
+    form.addEventListener("submit", function (event) {
+      if (form.classList.contains("is-submitting")) {
+        event.preventDefault();
+        return;
+      }
+      form.classList.add("is-submitting");
+      // Disabled later, so that the clicked button's action=... is still sent.
+      setTimeout(function () {
+        form.querySelectorAll("button[type=submit]").forEach(function (b) { b.disabled = true; });
+      }, 0);
+    });
+    window.addEventListener("pageshow", function () {
+      form.classList.remove("is-submitting");
+      form.querySelectorAll("button[type=submit]").forEach(function (b) { b.disabled = false; });
+    });
+  }
+
+  function setupStalePreview(form) {
+    var confirm = form.querySelector("[data-confirm]");
+    var note = form.querySelector("[data-changed-note]");
+    if (!confirm) return;
+    function changed(event) {
+      if (event.target.id === "workflow-filter") return;
+      confirm.disabled = true;
+      confirm.title = "The form changed since the preview: preview again";
+      if (note) note.hidden = false;
+    }
+    form.addEventListener("input", changed);
+    form.addEventListener("change", changed);
+  }
+
+  function init() {
+    document.querySelectorAll("[data-format-json]").forEach(setupJson);
+    document.querySelectorAll("form[data-run-form]").forEach(function (form) {
+      setupWorkflowPicker(form);
+      setupSubmitGuard(form);
+      setupStalePreview(form);
+    });
+  }
+
+  if (document.readyState === "loading") {
+    document.addEventListener("DOMContentLoaded", init);
+  } else {
+    init();
+  }
+})();
