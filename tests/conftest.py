@@ -162,6 +162,7 @@ def start_celery_worker(redis_url, tmp_path):
             "CELERY_RESULT_BACKEND": redis_url,
             "CELERY_TASK_DEFAULT_QUEUE": queue,
             "DATABASE_URL": database_url_for_other_processes(),
+            "QFLOW_SYNC_ON_START": "false",
             **(env or {}),
         }
         with log_path.open("wb") as log:

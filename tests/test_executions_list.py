@@ -306,18 +306,39 @@ def test_sort_by_duration_both_ways_with_running_last(viewer_client, wf):
     assert shown(viewer_client, "?sort=started") == ids(running, mid, long, short)
 
 
+def _link(html: str, rel: str) -> str:
+    found = re.search(rf'rel="{rel}" href="([^"]+)"', html)
+    assert found, f"no {rel} link"
+    return found.group(1).replace("&amp;", "&")
+
+
 def test_pages_hold_50_rows_and_do_not_overlap(viewer_client, wf):
     made = [make_execution(wf, status="Failed", ago=timedelta(minutes=i)) for i in range(1, 121)]
     expected = ids(*made)
     first = page(viewer_client, "?status=failed")
-    second = page(viewer_client, "?status=failed&page=2")
-    third = page(viewer_client, "?status=failed&page=3")
+    second = page(viewer_client, _link(first, "next").removeprefix("/executions/"))
+    third = page(viewer_client, _link(second, "next").removeprefix("/executions/"))
     assert ROW_ID.findall(first) == expected[:50]
     assert ROW_ID.findall(second) == expected[50:100]
     assert ROW_ID.findall(third) == expected[100:]
     assert "51\u2013100 of 120" in second
-    assert 'rel="next" href="/executions/?status=failed&amp;range=7d&amp;page=3"' in second
-    assert 'rel="prev" href="/executions/?status=failed&amp;range=7d&amp;page=1"' in second
+    assert "page=3" in _link(second, "next") and "asof=" in _link(second, "next")
+    assert "page=1" in _link(second, "prev") and "asof=" in _link(second, "prev")
+
+
+def test_executions_synced_while_paging_neither_repeat_nor_skip_rows(viewer_client, wf):
+    made = [make_execution(wf, ago=timedelta(minutes=i)) for i in range(2, 102)]
+    first = page(viewer_client, "")
+    next_link = _link(first, "next").removeprefix("/executions/")
+    # A sync lands 30 newer executions between page 1 and page 2.
+    for i in range(30):
+        make_execution(wf, ago=timedelta(seconds=30 + i))
+
+    second = page(viewer_client, next_link)
+
+    shown_ids = ROW_ID.findall(first) + ROW_ID.findall(second)
+    assert len(shown_ids) == len(set(shown_ids))
+    assert shown_ids == ids(*made)
 
 
 def test_a_page_past_the_end_shows_the_last_page(viewer_client, wf):

@@ -173,3 +173,23 @@ def test_the_command_prints_what_the_pass_did(simulator, capsys):
     assert "workflows" in out
     assert f"{Execution.objects.count()} new" in out
     assert SyncRun.objects.count() == 1
+
+
+@pytest.mark.celery_worker
+def test_a_freshly_started_worker_fills_the_mirror_without_waiting_for_beat(
+    simulator, live_server, settings, start_celery_worker
+):
+    start_celery_worker(
+        env={
+            "QFLOW_SYNC_ON_START": "true",
+            "QFLOW_BASE_URL": live_server.url,
+            "QFLOW_SIMULATOR": "false",
+            "QFLOW_CLIENT_ID": settings.QFLOW_DEMO_CLIENT_ID,
+            "QFLOW_CLIENT_SECRET": settings.QFLOW_DEMO_CLIENT_SECRET,
+        }
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not SyncRun.objects.filter(ok=True).exists():
+        time.sleep(0.5)
+    assert SyncRun.objects.filter(ok=True).exists()
+    assert Execution.objects.count() > 0

@@ -40,7 +40,13 @@ def test_a_malformed_boolean_setting_stops_the_app_with_a_clear_message():
 
 def test_without_an_upstream_the_app_serves_and_uses_the_simulator():
     done = _settings_in_subprocess(
-        {"QFLOW_BASE_URL": "", "PORT": "8123", "QFLOW_CLIENT_ID": "", "QFLOW_TOKEN": ""},
+        {
+            "QFLOW_BASE_URL": "",
+            "PORT": "8123",
+            "QFLOWUI_PORT": "",
+            "QFLOW_CLIENT_ID": "",
+            "QFLOW_TOKEN": "",
+        },
         "settings.QFLOW_SIMULATOR, settings.QFLOW_BASE_URL, settings.QFLOW_CLIENT_ID",
     )
     assert done.returncode == 0, done.stderr

@@ -123,6 +123,9 @@ class ExecutionFilterForm(forms.Form):
             "or duration."
         },
     )
+    # The moment page 1 was shown: later pages keep to the rows known then, so executions a
+    # sync adds meanwhile cannot shift rows from one page to the next (no repeats, no gaps).
+    asof = InstantField()
     page = forms.IntegerField(
         required=False,
         min_value=1,
@@ -173,6 +176,7 @@ class ExecutionFilterForm(forms.Form):
             q=data.get("q") or "",
             sort=data.get("sort") or DEFAULT_SORT,
             page=data.get("page") or 1,
+            asof=data.get("asof"),
         )
 
 
@@ -192,6 +196,7 @@ class Filters:
     q: str = ""
     sort: str = DEFAULT_SORT
     page: int = 1
+    asof: datetime | None = None
 
     @property
     def custom_dates(self) -> bool:

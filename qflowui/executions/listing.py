@@ -108,6 +108,8 @@ def execution_listing(filters: Filters, *, now: datetime, tz: tzinfo) -> Listing
 def _filtered(filters: Filters, start: datetime | None, end: datetime | None) -> QuerySet:
     """Every filter but the status one (the counts per status come from this)."""
     qs = Execution.objects.all()
+    if filters.asof is not None:
+        qs = qs.filter(first_seen_at__lte=filters.asof)
     if start is not None:
         qs = qs.filter(started_at__gte=start)
     if end is not None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from urllib.parse import urlencode
 
 from django.contrib import messages
@@ -44,10 +44,11 @@ def execution_list(request: HttpRequest) -> HttpResponse:
     form = ExecutionFilterForm(request.GET)
     form.is_valid()  # bad values get their message; the valid ones still apply
     filters = form.filters()
-    now = timezone.now()
+    # A paged view keeps the moment of its first page: the same window, the same rows.
+    now = filters.asof or timezone.now()
     listing = execution_listing(filters, now=now, tz=timezone.get_current_timezone())
     context = {
-        **_page_context(form, filters, listing),
+        **_page_context(form, filters, listing, now),
         "freshness": sync_freshness(),
         "next_url": request.get_full_path(),
         "poll_url": request.get_full_path(),
@@ -141,12 +142,15 @@ class Links:
         return f"{self.path}?{base}&{extra}" if base else f"{self.path}?{extra}"
 
 
-def _page_context(form: ExecutionFilterForm, filters: Filters, listing: Listing) -> dict:
+def _page_context(
+    form: ExecutionFilterForm, filters: Filters, listing: Listing, now: datetime
+) -> dict:
     params = filters.params()
     links = Links(params)
     selected = set(filters.statuses)
     no_dates = {"start": None, "end": None}
     workflows = workflow_choices()
+    asof = now.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
     if listing.chart is not None:
         for column in listing.chart.columns:
             column.href = _bucket_url(links, column.start, column.end, listing.chart.unit)
@@ -195,9 +199,9 @@ def _page_context(form: ExecutionFilterForm, filters: Filters, listing: Listing)
             {cloud for _, _, cloud in workflows if cloud} | _set(filters.cloud)
         ),
         "sort_links": _sort_links(filters, links),
-        "prev_url": links.to(page=str(listing.page - 1)) if listing.page > 1 else "",
+        "prev_url": (links.to(page=str(listing.page - 1), asof=asof) if listing.page > 1 else ""),
         "next_page_url": (
-            links.to(page=str(listing.page + 1)) if listing.page < listing.pages else ""
+            links.to(page=str(listing.page + 1), asof=asof) if listing.page < listing.pages else ""
         ),
         "last_shown": listing.first + len(listing.rows) - 1,
     }

@@ -2,12 +2,29 @@
 
 from __future__ import annotations
 
+import logging
+
 from celery import shared_task
+from celery.signals import worker_ready
+from django.conf import settings
 
 from qflowui.mirror.sync import mirror_sync
+
+logger = logging.getLogger(__name__)
 
 
 @shared_task(name="mirror.sync", ignore_result=True, acks_late=False)
 def sync() -> int:
     """One sync pass (beat runs it every QFLOW_SYNC_INTERVAL_SECONDS). Returns its id."""
     return mirror_sync().pk
+
+
+@worker_ready.connect
+def _sync_soon_after_start(**_: object) -> None:
+    # A new dashboard should not wait a whole beat interval for its first rows; the delay
+    # gives the web server (which may be serving the simulator) time to start.
+    if settings.QFLOW_SYNC_ON_START:
+        try:
+            sync.apply_async(countdown=5)
+        except Exception:  # a missed early pass is not worth a crash
+            logger.warning("could not schedule the first sync pass", exc_info=True)

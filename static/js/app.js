@@ -23,6 +23,8 @@
       if (ok) { resolve(); } else { reject(new Error("copy refused")); }
     });
   }
+  window.qflowui = window.qflowui || {};
+  window.qflowui.copyText = copyText;
 
   document.addEventListener("click", function (event) {
     var button = event.target.closest("[data-copy]");
