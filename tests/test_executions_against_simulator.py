@@ -110,3 +110,16 @@ def test_paging_while_a_sync_adds_executions_neither_repeats_nor_skips(
     assert len(set(both)) == 100
     # Exactly the 100 newest executions the mirror held when page 1 was shown.
     assert both == [e["id"] for e in synced[:100]]
+
+
+def test_with_qflow_down_the_list_still_shows_the_mirror_under_a_banner(
+    viewer_client, synced, simulator
+):
+    before = ROW_ID.findall(viewer_client.get("/executions/?range=all").content.decode())
+    simulator.inject("status", path=r"^/qflowapi/", status=503, times=None)
+    assert mirror_sync().upstream_down
+
+    html = viewer_client.get("/executions/?range=all").content.decode()
+
+    assert "QFlow unreachable since" in html
+    assert ROW_ID.findall(html) == before
