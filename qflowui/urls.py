@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from django.views.generic import RedirectView
@@ -20,6 +21,8 @@ urlpatterns = [
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("accounts/", include("qflowui.accounts.urls")),
     path("executions/", include("qflowui.executions.urls")),
+    # Users and their groups (Viewers, Runners) are managed here by staff.
+    path("admin/", admin.site.urls),
     path("runs/", include("qflowui.runs.urls")),
     path("", include("qflowui.simulator.urls")),
 ]
