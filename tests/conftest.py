@@ -221,3 +221,12 @@ def start_celery_worker(redis_url, tmp_path):
 def celery_worker_process(start_celery_worker):
     """One real Celery worker on Redis; its queue is `.queue`."""
     return start_celery_worker()
+
+
+@pytest.fixture(autouse=True)
+def _empty_cache():
+    """Each test starts with an empty cache (the list's counts, refresh claims)."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield

@@ -6,6 +6,7 @@ import uuid
 from datetime import timedelta
 
 import pytest
+from django.core.cache import cache
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
@@ -52,6 +53,8 @@ def fill_mirror(count: int) -> None:
 
 
 def queries_for(client, url: str, **headers) -> int:
+    """Queries of one view with the counts cache empty: the most a view costs."""
+    cache.clear()
     with CaptureQueriesContext(connection) as ctx:
         response = client.get(url, **headers)
     assert response.status_code == 200
@@ -95,3 +98,37 @@ def test_the_htmx_fragment_costs_no_more_than_the_page(viewer_client):
     full = queries_for(viewer_client, "/executions/?range=all")
     fragment = queries_for(viewer_client, "/executions/?range=all", HTTP_HX_REQUEST="true")
     assert fragment <= full <= 10
+
+
+def test_a_repeated_view_reads_the_counts_from_the_cache_until_the_mirror_changes(
+    viewer_client,
+):
+    fill_mirror(300)
+    cold = queries_for(viewer_client, "/executions/?range=all")
+    with CaptureQueriesContext(connection) as ctx:
+        viewer_client.get("/executions/?range=all&page=2")
+    assert len(ctx.captured_queries) == cold - 1
+    before = viewer_client.get("/executions/?range=all").content.decode()
+
+    # The mirror changes: one more failed execution. The counts must show it at once.
+    newest = Execution.objects.order_by("-started_at").first()
+    newest.pk = None
+    newest.id = uuid.uuid4()
+    newest.status, newest.status_class = "Failed", "failed"
+    newest.last_synced_at = timezone.now()
+    newest.save(force_insert=True)
+    after = viewer_client.get("/executions/?range=all").content.decode()
+
+    assert _count(after, "all") == _count(before, "all") + 1
+    assert _count(after, "failed") == _count(before, "failed") + 1
+
+
+def _count(html: str, cls: str) -> int:
+    import re
+
+    if cls == "all":
+        found = re.search(r'class="count count-all"[^>]*><span class="n">(\d+)</span>', html)
+    else:
+        found = re.search(rf'data-status-class="{cls}" data-count="(\d+)"', html)
+    assert found, cls
+    return int(found.group(1))

@@ -30,7 +30,7 @@ class Workflow(models.Model):
     updated_at = models.DateTimeField(null=True, blank=True)
     raw = models.JSONField(default=dict, blank=True)
     first_seen_at = models.DateTimeField(auto_now_add=True)
-    last_synced_at = models.DateTimeField(null=True, blank=True)
+    last_synced_at = models.DateTimeField(null=True, blank=True, db_index=True)
     # A full pass over the API window has completed once: later passes may stop early.
     backfilled = models.BooleanField(default=False)
     # Single-flight: a sync claims the workflow until this time.
@@ -88,6 +88,8 @@ class Execution(models.Model):
             models.Index(fields=["region", "-started_at"], name="exec_region_started"),
             models.Index(fields=["-duration_ms"], name="exec_duration"),
             models.Index(fields=["is_terminal"], name="exec_terminal"),
+            # The list's cache asks for the mirror's latest write.
+            models.Index(fields=["-last_synced_at"], name="exec_synced"),
         ]
 
     def __str__(self) -> str:
