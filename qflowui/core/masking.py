@@ -114,27 +114,6 @@ def _mask_secret_value(value: Any) -> Any:
     return MASK
 
 
-def _mask_basic(value: Any) -> Any:
-    """The first, simpler walk; kept for values that are not plain JSON."""
-    if isinstance(value, dict):
-        out: dict[Any, Any] = {}
-        key_named = value.get("key") if isinstance(value.get("key"), str) else None
-        for k, v in value.items():
-            if isinstance(k, str) and is_sensitive_key(k):
-                out[k] = _mask_secret_value(v)
-            elif k == "value" and key_named is not None and is_sensitive_key(key_named):
-                # The {"key": "password", "value": ...} form of variables.
-                out[k] = _mask_secret_value(v)
-            else:
-                out[k] = _mask_basic(v)
-        return out
-    if isinstance(value, list):
-        return [_mask_basic(v) for v in value]
-    if isinstance(value, str):
-        return mask_text(value)
-    return value
-
-
 def mask_variable_strings(items: list[Any]) -> list[Any]:
     """Execution variables come as ["region=us-east-1", ...]: mask the sensitive ones."""
     out = []
