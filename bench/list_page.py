@@ -13,7 +13,6 @@ Prints one markdown table (recorded in docs/benchmarks.md, "## List page").
 from __future__ import annotations
 
 import os
-import platform
 import random
 import statistics
 import sys
@@ -41,6 +40,7 @@ from django.test.utils import (  # noqa: E402
     teardown_test_environment,
 )
 from django.utils import timezone  # noqa: E402
+from machine import machine_description  # noqa: E402
 
 from qflowui.mirror import status as st  # noqa: E402
 from qflowui.mirror.models import Execution, SyncRun, Workflow  # noqa: E402
@@ -218,27 +218,8 @@ def measure(client: Client, url: str) -> tuple[float, float, float, float, int]:
 
 
 def machine() -> str:
-    ram_kb = 0
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                ram_kb = int(line.split()[1])
-    except OSError:
-        pass
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            cursor.execute("SHOW server_version")
-            engine = f"PostgreSQL {cursor.fetchone()[0]}"
-        else:
-            cursor.execute("select sqlite_version()")
-            engine = f"SQLite {cursor.fetchone()[0]}"
-    cpu = platform.processor() or platform.machine()
     load = ", ".join(f"{n:.2f}" for n in os.getloadavg())
-    return (
-        f"{os.cpu_count()} CPUs (nproc) {cpu}, {ram_kb / 1024 / 1024:.1f} GiB RAM, {engine}, "
-        f"Python {platform.python_version()}, Django {django.get_version()}; "
-        f"load average at the end {load}"
-    )
+    return f"{machine_description()}; load average at the end {load}"
 
 
 def render(results: list[tuple], described: str) -> str:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -37,6 +36,7 @@ from django.db import connection  # noqa: E402
 from django.test import Client, override_settings  # noqa: E402
 from django.test.testcases import LiveServerThread, _StaticFilesHandler  # noqa: E402
 from django.test.utils import setup_test_environment, teardown_test_environment  # noqa: E402
+from machine import machine_description  # noqa: E402
 
 from qflowui.celery import app  # noqa: E402
 from qflowui.mirror.models import Workflow  # noqa: E402
@@ -265,23 +265,7 @@ def delete_queue(queue: str) -> None:
 
 
 def machine() -> str:
-    ram_kb = 0
-    for line in Path("/proc/meminfo").read_text().splitlines():
-        if line.startswith("MemTotal:"):
-            ram_kb = int(line.split()[1])
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            cursor.execute("SHOW server_version")
-            engine = f"PostgreSQL {cursor.fetchone()[0]}"
-        else:
-            cursor.execute("select sqlite_version()")
-            engine = f"SQLite {cursor.fetchone()[0]}"
-    cpu = platform.processor() or platform.machine()
-    return (
-        f"{os.cpu_count()} CPUs (nproc) {cpu}, {ram_kb / 1024 / 1024:.1f} GiB RAM, {engine}, "
-        f"Redis at {REDIS_URL.split('@')[-1]}, Python {platform.python_version()}, "
-        f"Django {django.get_version()}"
-    )
+    return f"{machine_description()}, Redis at {REDIS_URL.split('@')[-1]}"
 
 
 def render(results: list[tuple[str, float, float, str]], described: str) -> str:
