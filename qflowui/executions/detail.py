@@ -24,6 +24,7 @@ from django.views.decorators.http import require_GET
 
 from qflowui.executions import graph as graphs
 from qflowui.executions import jsontree, services
+from qflowui.executions.provenance import started_by
 from qflowui.mirror import status as st
 from qflowui.mirror.models import Execution, Step
 from qflowui.qflow.errors import QflowInvalidId
@@ -334,6 +335,7 @@ def _live_context(request: HttpRequest, detail: services.Detail) -> dict[str, An
         "timeline": _timeline(execution, rows),
         "export_url": reverse("executions:export", args=[execution.pk]),
         "run_again_url": f"/runs/new/?{urlencode({'from': str(execution.pk)})}",
+        "started_by": started_by([execution.pk]).get(str(execution.pk)),
         "checked_at": timezone.now(),
     }
 

@@ -208,21 +208,34 @@ class Freshness:
 _EPOCH = Value(datetime(1970, 1, 1, tzinfo=UTC), output_field=DateTimeField())
 
 
+FRESHNESS_WINDOW = 100  # recent passes read at once: the banner needs the current streak
+
+
 def sync_freshness() -> Freshness:
+    """How fresh the mirror is, from the recent passes: usually one query."""
     finished = SyncRun.objects.filter(finished_at__isnull=False).order_by("-started_at")
-    last = finished.first()
-    if last is None:
+    recent = list(finished[:FRESHNESS_WINDOW])
+    if not recent:
         return Freshness(last=None, last_ok=None, down_since=None)
-    last_ok = last if last.ok else finished.filter(ok=True).first()
+    last = recent[0]
+    last_ok = next((run for run in recent if run.ok), None)
+    if last_ok is None and len(recent) == FRESHNESS_WINDOW:
+        last_ok = finished.filter(ok=True).first()
     down_since = None
     if last.upstream_down:
-        reachable = finished.filter(upstream_down=False).values("started_at")[:1]
-        down_since = (
-            finished.filter(
-                upstream_down=True, started_at__gt=Coalesce(Subquery(reachable), _EPOCH)
+        streak = 0
+        while streak < len(recent) and recent[streak].upstream_down:
+            streak += 1
+        if streak < len(recent) or len(recent) < FRESHNESS_WINDOW:
+            down_since = recent[streak - 1].started_at
+        else:  # down for longer than the window: ask the database where the streak began
+            reachable = finished.filter(upstream_down=False).values("started_at")[:1]
+            down_since = (
+                finished.filter(
+                    upstream_down=True, started_at__gt=Coalesce(Subquery(reachable), _EPOCH)
+                )
+                .order_by("started_at")
+                .values_list("started_at", flat=True)
+                .first()
             )
-            .order_by("started_at")
-            .values_list("started_at", flat=True)
-            .first()
-        )
     return Freshness(last=last, last_ok=last_ok, down_since=down_since)

@@ -27,6 +27,7 @@ from qflowui.executions.listing import (
     sync_freshness,
     workflow_choices,
 )
+from qflowui.executions.provenance import StartedBy, started_by
 from qflowui.mirror import status as st
 from qflowui.mirror import tasks as mirror_tasks
 from qflowui.mirror.models import Execution
@@ -108,6 +109,7 @@ class Row:
     source: str
     source_url: str
     triggered_by: str
+    started_by: StartedBy | None
     cloud: str
     cloud_url: str
     region: str
@@ -150,6 +152,7 @@ def _page_context(
     selected = set(filters.statuses)
     no_dates = {"start": None, "end": None}
     workflows = workflow_choices()
+    people = started_by(e.pk for e in listing.rows)
     asof = now.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
     if listing.chart is not None:
         for column in listing.chart.columns:
@@ -158,7 +161,7 @@ def _page_context(
         "form": form,
         "filters": filters,
         "listing": listing,
-        "rows": [_row(e, links) for e in listing.rows],
+        "rows": [_row(e, links, people) for e in listing.rows],
         "status_options": [
             {"cls": cls, "label": st.LABELS[cls], "checked": cls in selected} for cls in COUNT_ORDER
         ],
@@ -225,7 +228,7 @@ def _toggle(statuses: tuple[str, ...], cls: str) -> list[str]:
     return [s for s in statuses if s != cls] if cls in statuses else [*statuses, cls]
 
 
-def _row(execution: Execution, links: Links) -> Row:
+def _row(execution: Execution, links: Links, people: dict[str, StartedBy]) -> Row:
     ident = str(execution.id)
     return Row(
         id=ident,
@@ -241,6 +244,7 @@ def _row(execution: Execution, links: Links) -> Row:
         source=execution.source,
         source_url=links.only("source", execution.source) if execution.source else "",
         triggered_by=execution.triggered_by,
+        started_by=people.get(ident),
         cloud=execution.cloud,
         cloud_url=links.only("cloud", execution.cloud) if execution.cloud else "",
         region=execution.region,
