@@ -16,7 +16,7 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-VAR_DIR = Path(os.environ.get("QFLOWUI_VAR_DIR", BASE_DIR / "var"))
+VAR_DIR = Path(os.environ.get("QFLOWUI_VAR_DIR", "").strip() or BASE_DIR / "var")
 VAR_DIR.mkdir(parents=True, exist_ok=True)
 
 
