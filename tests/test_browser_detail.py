@@ -118,7 +118,7 @@ def test_a_running_execution_updates_itself_until_it_ends_and_the_graph_zooms(
 
     page.goto(f"{live_server.url}/executions/{run.execution_id}/")
     expect(page.locator("#live")).to_have_attribute("data-status", "Running")
-    expect(page.locator(".live-dot")).to_be_visible()
+    expect(page.locator(".live-note")).to_be_visible()
     svg = page.locator(".graph-svg")
     before = svg.get_attribute("viewBox")
     page.locator('[data-graph-zoom="in"]').click()
@@ -126,7 +126,7 @@ def test_a_running_execution_updates_itself_until_it_ends_and_the_graph_zooms(
     assert zoomed != before
 
     expect(page.locator("#live")).to_have_attribute("data-status", "Success", timeout=15_000)
-    expect(page.locator(".live-dot")).to_have_count(0)
+    expect(page.locator(".live-note")).to_have_count(0)
     assert page.locator("#live").get_attribute("hx-trigger") is None
     # The refresh kept the zoom the analyst chose.
     assert page.locator(".graph-svg").get_attribute("viewBox") == zoomed

@@ -127,7 +127,7 @@ def execution_load(execution_id: str, *, client_factory: ClientFactory = page_cl
             refreshed = True
         except QflowNotFound:
             notices.append(
-                "QFlow no longer has this execution (it keeps 30 days); this is the last copy "
+                "QFlow no longer returns this execution (it keeps 30 days); this is the last copy "
                 "the dashboard saw."
             )
         except QflowError as exc:
