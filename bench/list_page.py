@@ -31,6 +31,7 @@ django.setup()
 
 from django.conf import settings  # noqa: E402
 from django.contrib.auth import get_user_model  # noqa: E402
+from django.contrib.auth.models import Group  # noqa: E402
 from django.core.cache import cache  # noqa: E402
 from django.db import connection  # noqa: E402
 from django.test import Client, override_settings  # noqa: E402
@@ -105,6 +106,8 @@ def run() -> list[tuple[int, str, float, float, int]]:
         started_at=now - timedelta(seconds=50), finished_at=now - timedelta(seconds=40), ok=True
     )
     user = get_user_model().objects.create_user(username="bench")
+    # Data pages need the Viewers group (or Runners, or staff): the analyst this bench measures.
+    user.groups.add(Group.objects.get_or_create(name="Viewers")[0])
     client = Client()
     client.force_login(user)
     results = []

@@ -33,6 +33,7 @@ django.setup()
 
 from django.conf import settings  # noqa: E402
 from django.contrib.auth import get_user_model  # noqa: E402
+from django.contrib.auth.models import Group  # noqa: E402
 from django.core.cache import cache  # noqa: E402
 from django.db import connection  # noqa: E402
 from django.test import Client  # noqa: E402
@@ -101,6 +102,8 @@ def main() -> None:
 
 def run() -> list[tuple[str, str, float, int]]:
     user = get_user_model().objects.create_user("bench", password="bench-password-123")  # noqa: S106
+    # Data pages need the Viewers group (or Runners, or staff): the analyst this bench measures.
+    user.groups.add(Group.objects.get_or_create(name="Viewers")[0])
     client = Client()
     client.force_login(user)
     now = timezone.now()

@@ -90,6 +90,8 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django_htmx",
     "template_partials",
+    # Sign-in lockouts (django-axes): failed attempts per user name + address, in the database.
+    "axes",
     "qflowui.core",
     "qflowui.accounts",
     "qflowui.mirror",
@@ -107,10 +109,16 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "qflowui.accounts.middleware.UserTimezoneMiddleware",
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
+    # Signed in is not enough: data pages need the Viewers or Runners group, or staff.
+    "qflowui.accounts.middleware.DataAccessMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "qflowui.core.middleware.ContentSecurityPolicyMiddleware",
+    # Behind the login: Cache-Control: no-store, private on every response.
+    "qflowui.core.middleware.NoStoreMiddleware",
+    # Last, as django-axes requires: turns a locked-out sign-in into the login form's message.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "qflowui.urls"
@@ -161,6 +169,30 @@ AUTH_PASSWORD_VALIDATORS = [
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "/executions/"
 LOGOUT_REDIRECT_URL = "login"
+
+# Sign-in lockout (django-axes). After QFLOWUI_LOGIN_FAILURE_LIMIT failed sign-ins for one user
+# name from one address, that name is refused from that address (even with the right password)
+# for QFLOWUI_LOGIN_COOLOFF_MINUTES. Staff unlock in /admin/ (Users → "Unlock sign-in").
+# The address is REMOTE_ADDR only: a forwarded header is the client's word, not a fact.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+QFLOWUI_LOGIN_FAILURE_LIMIT = env_int("QFLOWUI_LOGIN_FAILURE_LIMIT", 5, minimum=1)
+QFLOWUI_LOGIN_COOLOFF_MINUTES = env_int("QFLOWUI_LOGIN_COOLOFF_MINUTES", 15, minimum=1)
+AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"
+AXES_FAILURE_LIMIT = QFLOWUI_LOGIN_FAILURE_LIMIT
+AXES_COOLOFF_TIME = "qflowui.accounts.lockout.cool_off"  # reads QFLOWUI_LOGIN_COOLOFF_MINUTES
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+# A refused attempt during a lockout does not extend it: the time on the form stays true.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_CLIENT_IP_CALLABLE = "qflowui.accounts.lockout.client_ip"
+AXES_LOCKOUT_CALLABLE = "qflowui.accounts.lockout.lockout_response"
+AXES_HTTP_RESPONSE_CODE = 429
+# Sign-ins are in qflowui's own audit log (/audit/); axes keeps only the failure counters.
+AXES_DISABLE_ACCESS_LOG = True
+AXES_SENSITIVE_PARAMETERS = ["username", "ip_address", "password", "csrfmiddlewaretoken"]
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
@@ -251,20 +283,49 @@ CELERY_BEAT_SCHEDULE = {
     "runs-sweep": {"task": "runs.sweep", "schedule": 30.0, "options": {"expires": 30.0}},
     "runs-reconcile": {"task": "runs.reconcile", "schedule": 60.0, "options": {"expires": 60.0}},
 }
+# The run form's limits on what a user may type (a clear message beside the field beyond).
+RUNS_MAX_INPUT_BYTES = env_int("RUNS_MAX_INPUT_BYTES", 1_000_000, minimum=2)
+RUNS_MAX_INPUT_DEPTH = env_int("RUNS_MAX_INPUT_DEPTH", 64, minimum=1)
+RUNS_MAX_CUSTOM_VARIABLES = env_int("RUNS_MAX_CUSTOM_VARIABLES", 50, minimum=0)
+RUNS_MAX_VARIABLE_BYTES = env_int("RUNS_MAX_VARIABLE_BYTES", 10_000, minimum=1)
 # Simulator knobs (variants and faults); see qflowui/simulator/config.py.
 QFLOW_SIMULATOR_SEED = env_int("QFLOW_SIMULATOR_SEED", 20251123)
 QFLOW_SIMULATOR_OPTIONS = env_str("QFLOW_SIMULATOR_OPTIONS")
 
+
+def shown_url(url: str) -> str:
+    """A URL fit for an error message: any user info (user:password@) replaced."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "(not a URL)"
+    if "@" not in parts.netloc:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    return parts._replace(netloc=f"********@{host}").geturl()
+
+
 _upstream = urlsplit(QFLOW_BASE_URL)
 if _upstream.scheme not in {"http", "https"} or not _upstream.netloc:
-    raise ImproperlyConfigured(f"QFLOW_BASE_URL={QFLOW_BASE_URL!r} is not an http(s) URL")
+    raise ImproperlyConfigured(
+        f"QFLOW_BASE_URL={shown_url(QFLOW_BASE_URL)!r} is not an http(s) URL"
+    )
+if "@" in _upstream.netloc:
+    # Credentials belong in QFLOW_CLIENT_ID/QFLOW_CLIENT_SECRET, never in a URL that ends up
+    # in error messages and logs.
+    raise ImproperlyConfigured(
+        f"QFLOW_BASE_URL={shown_url(QFLOW_BASE_URL)!r} must not carry credentials: "
+        "set QFLOW_CLIENT_ID and QFLOW_CLIENT_SECRET (or QFLOW_TOKEN) instead"
+    )
 if _upstream.scheme == "http" and _upstream.hostname not in {"127.0.0.1", "localhost", "::1"}:
     # The bearer token would travel in clear text: only loopback may use plain http.
-    raise ImproperlyConfigured(f"QFLOW_BASE_URL={QFLOW_BASE_URL!r} must use https")
+    raise ImproperlyConfigured(f"QFLOW_BASE_URL={shown_url(QFLOW_BASE_URL)!r} must use https")
 
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
+    # Every record is made safe where it is created (no secret, no raw control character
+    # from upstream text): qflowui.core.logsafe, installed by the core app.
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},

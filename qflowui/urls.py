@@ -7,6 +7,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from django.views.generic import RedirectView
 
+from qflowui.accounts import audit_views
 from qflowui.core import views as core_views
 
 urlpatterns = [
@@ -21,6 +22,8 @@ urlpatterns = [
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("accounts/", include("qflowui.accounts.urls")),
     path("executions/", include("qflowui.executions.urls")),
+    # The team's audit log (staff): sign-ins, lockouts, runs, denials.
+    path("audit/", audit_views.audit_log, name="audit"),
     # Users and their groups (Viewers, Runners) are managed here by staff.
     path("admin/", admin.site.urls),
     path("runs/", include("qflowui.runs.urls")),

@@ -50,7 +50,13 @@ def password() -> str:
 
 @pytest.fixture
 def viewer(django_user_model):
-    return django_user_model.objects.create_user(username="vera.viewer", password=PASSWORD)
+    """A member of the Viewers group: sees everything, runs nothing."""
+    from django.contrib.auth.models import Group
+
+    user = django_user_model.objects.create_user(username="vera.viewer", password=PASSWORD)
+    # The data migration's group (recreated after a transactional test's flush).
+    user.groups.add(Group.objects.get_or_create(name="Viewers")[0])
+    return user
 
 
 @pytest.fixture

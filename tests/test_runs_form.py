@@ -279,9 +279,9 @@ def test_the_audit_log_is_for_staff_only(client, viewer, admin_user, runner_clie
     wf = fake_workflow()
     runner_client.post("/runs/new/", form_data(wf))
     client.force_login(viewer)
-    assert client.get("/runs/audit/").status_code == 403
+    assert client.get("/runs/audit/", follow=True).status_code == 403  # moved to /audit/
     client.force_login(admin_user)
-    page = client.get("/runs/audit/")
+    page = client.get("/runs/audit/", follow=True)
 
     html = page.content.decode()
     assert page.status_code == 200

@@ -103,3 +103,24 @@ def test_production_refuses_to_start_without_a_secret_key():
     )
     assert done.returncode != 0
     assert "DJANGO_SECRET_KEY must be set in production" in done.stderr
+
+
+def test_a_base_url_with_credentials_is_refused_without_printing_them():
+    done = _settings_in_subprocess(
+        {"QFLOW_BASE_URL": "https://svc:Hunter2-Gateway@gateway.qg2.apps.qualys.com"},
+        "settings.QFLOW_BASE_URL",
+    )
+    assert done.returncode != 0
+    assert "must not carry credentials" in done.stderr
+    assert "gateway.qg2.apps.qualys.com" in done.stderr
+    assert "Hunter2-Gateway" not in done.stderr + done.stdout
+
+
+def test_a_bad_base_url_error_never_prints_its_password():
+    done = _settings_in_subprocess(
+        {"QFLOW_BASE_URL": "ftp://svc:Hunter2-Ftp@files.example.com/x"},
+        "settings.QFLOW_BASE_URL",
+    )
+    assert done.returncode != 0
+    assert "is not an http(s) URL" in done.stderr
+    assert "Hunter2-Ftp" not in done.stderr + done.stdout

@@ -7,3 +7,8 @@ class CoreConfig(AppConfig):
     name = "qflowui.core"
     label = "core"
     verbose_name = "qflowui core"
+
+    def ready(self) -> None:
+        from qflowui.core import logsafe
+
+        logsafe.install()

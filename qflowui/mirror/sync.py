@@ -164,15 +164,15 @@ def _sync_workflows(
 
 
 def workflow_apply(workflow: Workflow, item: qt.Workflow) -> None:
-    workflow.name = item.name or workflow.name
-    workflow.description = item.description or workflow.description
-    workflow.category = item.category or workflow.category
+    workflow.name = mask_free_text(item.name or "") or workflow.name
+    workflow.description = mask_free_text(item.description or "") or workflow.description
+    workflow.category = mask_free_text(item.category or "") or workflow.category
     if item.cloud_providers:
         workflow.cloud_providers = item.cloud_providers
         workflow.cloud = item.cloud_providers[0] if len(item.cloud_providers) == 1 else "Multi"
     if item.deployed is not None:
         workflow.deployed = item.deployed
-    workflow.tags = item.tags or workflow.tags
+    workflow.tags = mask(list(item.tags)) if item.tags else workflow.tags
     workflow.created_at = item.created_at or workflow.created_at
     workflow.updated_at = item.updated_at or workflow.updated_at
     if item.definition is not None:

@@ -20,6 +20,8 @@ from urllib.parse import urljoin, urlsplit
 import requests
 from requests.auth import AuthBase
 
+from qflowui.core.masking import mask_free_text
+
 from .errors import (
     QflowAuthError,
     QflowBadResponse,
@@ -171,11 +173,15 @@ def _name(exc: BaseException) -> str:
 
 
 def clean_detail(text: str, secrets: tuple[str, ...] = ()) -> str | None:
-    """One safe line: no control characters, no secrets, bounded length."""
+    """One safe line: no control characters, no secrets, bounded length.
+
+    QFlow's messages echo what they were given (an API key, a connection string), so they
+    go through the same masking as payloads before anyone stores, shows or logs them.
+    """
     for secret in secrets:
         if secret:
             text = text.replace(secret, "***")
-    text = " ".join(_CONTROL.sub(" ", text).split())
+    text = mask_free_text(" ".join(_CONTROL.sub(" ", text).split()))
     if not text:
         return None
     return text if len(text) <= _MAX_DETAIL else text[: _MAX_DETAIL - 1] + "…"

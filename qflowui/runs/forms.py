@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
 
 from django import forms
 from django.core.exceptions import ValidationError
 
+from qflowui.core.masking import MASK
 from qflowui.mirror.models import Workflow
 from qflowui.runs import overrides as ov
 
@@ -22,8 +22,9 @@ _HELP = {
     "credentials_azure": "Azure connector, @<uuid>.",
     "credentials_gcp": "GCP connector, @<uuid>.",
 }
-_ROW = re.compile(r"^var_(key|type|value)_(\d{1,2})$")
+_ROW = re.compile(r"^var_(key|type|value)_(\d{1,4})$")
 DEFAULT_CUSTOM_ROWS = 3
+MASKED_NOTE = "was masked in QFlow's record: enter it again"
 
 
 class RunForm(forms.Form):
@@ -61,6 +62,9 @@ class RunForm(forms.Form):
     credentials = forms.CharField(required=False, max_length=80)
     credentials_azure = forms.CharField(required=False, max_length=80)
     credentials_gcp = forms.CharField(required=False, max_length=80)
+    # Fields "run again with changes" left empty because QFlow's record held them masked,
+    # comma-separated (kept through previews so the note stays beside them).
+    masked = forms.CharField(required=False, widget=forms.HiddenInput, max_length=2000)
     idempotency_key = forms.UUIDField(
         widget=forms.HiddenInput,
         error_messages={
@@ -81,7 +85,9 @@ class RunForm(forms.Form):
             ("", "— choose a workflow —"),
             *((str(w.id), w.name or str(w.id)) for w in self.workflows),
         ]
-        for n in self._row_numbers():
+        self.fields["input"].widget.attrs["data-max-bytes"] = str(ov.max_input_bytes())
+        self.row_numbers = self._row_numbers()
+        for n in self.row_numbers:
             self.fields[f"var_key_{n}"] = forms.CharField(required=False, max_length=64)
             self.fields[f"var_type_{n}"] = forms.ChoiceField(
                 required=False,
@@ -89,27 +95,52 @@ class RunForm(forms.Form):
                 widget=forms.Select(attrs={"aria-label": f"Type {n + 1}"}),
                 error_messages={"invalid_choice": "Choose String, Integer, Boolean, List or JSON."},
             )
-            self.fields[f"var_value_{n}"] = forms.CharField(
-                required=False, strip=False, max_length=20000
-            )
+            self.fields[f"var_value_{n}"] = forms.CharField(required=False, strip=False)
+        self.masked_names = self._masked_names()
+        for name in self.masked_names:
+            if name != "input":
+                self.fields[name].masked_note = MASKED_NOTE
+        if "input" in self.masked_names and not self.is_bound:
+            paths = _masked_input_paths(str(self.initial.get("input") or ""))
+            if paths:
+                self.fields["input"].masked_note = masked_paths_message(paths)
+
+    def _used_rows(self) -> list[int]:
+        """Custom-variable rows with a name or a value, posted or prefilled."""
+        source = self.data if self.is_bound else self.initial
+        return sorted(
+            {
+                int(m.group(2))
+                for key, value in source.items()
+                if (m := _ROW.match(key)) and m.group(1) != "type" and str(value or "").strip()
+            }
+        )
 
     def _row_numbers(self) -> list[int]:
         """Rows of custom variables: those posted or prefilled, plus a few empty ones."""
-        source = self.data if self.is_bound else self.initial
-        used = {
-            int(m.group(2))
-            for key, value in source.items()
-            if (m := _ROW.match(key)) and m.group(1) != "type" and str(value or "").strip()
-        }
-        top = max(used, default=-1)
-        count = min(max(top + 2, DEFAULT_CUSTOM_ROWS), ov.MAX_CUSTOM_ROWS)
-        return sorted(set(range(count)) | {n for n in used if n < ov.MAX_CUSTOM_ROWS})
+        used = self._used_rows()
+        spare = max(DEFAULT_CUSTOM_ROWS - len(used), 1)
+        if len(used) >= ov.max_custom_variables():
+            spare = 0
+        numbers, n = set(used), 0
+        while spare:
+            if n not in numbers:
+                numbers.add(n)
+                spare -= 1
+            n += 1
+        return sorted(numbers)
+
+    def _masked_names(self) -> list[str]:
+        raw = self.data.get("masked") if self.is_bound else self.initial.get("masked")
+        names = {name.strip() for name in str(raw or "").split(",")}
+        allowed = {"input", *ov.SYSTEM_FIELDS, *(f"var_value_{n}" for n in self.row_numbers)}
+        return sorted(names & allowed)
 
     @property
     def custom_rows(self) -> list[tuple[forms.BoundField, forms.BoundField, forms.BoundField]]:
         return [
             (self[f"var_key_{n}"], self[f"var_type_{n}"], self[f"var_value_{n}"])
-            for n in self._row_numbers()
+            for n in self.row_numbers
         ]
 
     def workflow_object(self) -> Workflow | None:
@@ -125,13 +156,23 @@ class RunForm(forms.Form):
         text = self.cleaned_data.get("input") or ""
         if not text.strip():
             return {}
-        try:
-            value = json.loads(text)
-        except ValueError as exc:
-            raise ValidationError(f"Invalid JSON: {ov.json_error(exc)}.") from None
+        value = ov.parse_json(
+            text,
+            what="the input",
+            max_bytes=ov.max_input_bytes(),
+            max_depth=ov.max_input_depth(),
+            invalid="Invalid JSON",
+        )
         if not isinstance(value, dict):
             raise ValidationError(
                 f"The input must be a JSON object ({{…}}), not {_json_kind(value)}."
+            )
+        paths = ov.masked_paths(value)
+        if paths:
+            # Sending "********" as a password would be a run that fails late, or worse.
+            raise ValidationError(
+                f"{masked_paths_message(paths)}. The input still holds {MASK} there, which "
+                "would be sent as is; nothing was run."
             )
         return value
 
@@ -171,7 +212,15 @@ class RunForm(forms.Form):
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
         custom: dict[str, Any] = {}
-        for n in self._row_numbers():
+        limit = ov.max_custom_variables()
+        used = self._used_rows()
+        if len(used) > limit:
+            self.add_error(
+                None,
+                f"At most {limit} custom variables can be set; this form has {len(used)}. "
+                "Remove some (empty a row's name and value) and preview again. Nothing was run.",
+            )
+        for n in self.row_numbers:
             key = (cleaned.get(f"var_key_{n}") or "").strip()
             kind = cleaned.get(f"var_type_{n}") or "String"
             text = cleaned.get(f"var_value_{n}") or ""
@@ -187,6 +236,26 @@ class RunForm(forms.Form):
                 continue
             if key in custom:
                 self.add_error(f"var_key_{n}", f"{key} is set twice.")
+                continue
+            size = ov.utf8_size(text)
+            if size > ov.max_variable_bytes():
+                self.add_error(
+                    f"var_value_{n}",
+                    f"The value of {key} is {ov.size_text(size)}; "
+                    f"the limit is {ov.size_text(ov.max_variable_bytes())} per variable.",
+                )
+                continue
+            if MASK in text:
+                self.add_error(
+                    f"var_value_{n}",
+                    f"{key} {MASKED_NOTE}: it still holds {MASK}, which would be sent as is.",
+                )
+                continue
+            if not text and f"var_value_{n}" in self.masked_names:
+                self.add_error(
+                    f"var_value_{n}",
+                    f"{key} {MASKED_NOTE} (or empty its name to leave it out).",
+                )
                 continue
             if not text.strip() and kind != "String":
                 self.add_error(f"var_value_{n}", f"Give {key} a {kind} value.")
@@ -218,6 +287,12 @@ class RunForm(forms.Form):
         """Things to point out in the preview; none of them blocks the run."""
         data = self.cleaned_data
         notes = []
+        left_empty = [n for n in self.masked_names if n in ov.SYSTEM_FIELDS and not data.get(n)]
+        if left_empty:
+            notes.append(
+                f"{', '.join(left_empty)} {'was' if len(left_empty) == 1 else 'were'} masked in "
+                "QFlow's record and left empty: not sent, so the workflow's own value applies."
+            )
         legacy = [name for name in ov.LEGACY_FIELDS if data.get(name)]
         if data.get("connectorId") and legacy:
             notes.append(
@@ -236,6 +311,25 @@ class RunForm(forms.Form):
                     f"{', '.join(foreign)} belong to another cloud; this workflow runs on {cloud}."
                 )
         return notes
+
+
+def masked_paths_message(paths: list[str]) -> str:
+    """input.db.password was masked in QFlow's record: enter it again"""
+    if len(paths) == 1:
+        return f"{paths[0]} {MASKED_NOTE}"
+    return f"{', '.join(paths)} were masked in QFlow's record: enter them again"
+
+
+def _masked_input_paths(text: str) -> list[str]:
+    if MASK not in text:
+        return []
+    try:
+        value = ov.parse_json(
+            text, what="the input", max_bytes=ov.max_input_bytes(), max_depth=ov.max_input_depth()
+        )
+    except ValidationError:
+        return []
+    return ov.masked_paths(value)
 
 
 def _json_kind(value: Any) -> str:

@@ -14,7 +14,10 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
+
+from qflowui.core.masking import MASK
 
 AWS_REGIONS = (
     ("us-east-1", "US East (N. Virginia)"),
@@ -95,7 +98,6 @@ def cloud_name(cloud: str | None) -> str:
 
 
 VARIABLE_TYPES = ("String", "Integer", "Boolean", "List", "JSON")
-MAX_CUSTOM_ROWS = 20
 _KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$")
 _AZURE_RG = re.compile(r"^[-\w.()]{0,89}[-\w()]$")
 _GCP_PROJECT = re.compile(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")
@@ -204,10 +206,155 @@ def convert_value(kind: str, text: str) -> Any:
 
 
 def _json(raw: str, kind: str) -> Any:
+    return parse_json(
+        raw,
+        what=f"a {kind} value",
+        max_bytes=max_variable_bytes(),
+        max_depth=max_input_depth(),
+    )
+
+
+# --- limits on what the form accepts ---------------------------------------------------------
+
+
+def max_input_bytes() -> int:
+    """The input JSON's size limit, in UTF-8 bytes of the text as typed."""
+    return int(getattr(settings, "RUNS_MAX_INPUT_BYTES", 1_000_000))
+
+
+def max_input_depth() -> int:
+    """How deep objects and arrays may nest in the input (and in a JSON variable)."""
+    return int(getattr(settings, "RUNS_MAX_INPUT_DEPTH", 64))
+
+
+def max_custom_variables() -> int:
+    return int(getattr(settings, "RUNS_MAX_CUSTOM_VARIABLES", 50))
+
+
+def max_variable_bytes() -> int:
+    """One variable value's size limit, in UTF-8 bytes."""
+    return int(getattr(settings, "RUNS_MAX_VARIABLE_BYTES", 10_000))
+
+
+def utf8_size(text: str) -> int:
+    return len(text.encode("utf-8", "surrogatepass"))
+
+
+def size_text(size: int) -> str:
+    """1,000,000 -> "1 MB (1,000,000 bytes)"; 10,000 -> "10 KB (10,000 bytes)"."""
+    for unit, scale in (("MB", 1_000_000), ("KB", 1_000)):
+        if size >= scale:
+            return f"{size / scale:.3g} {unit} ({size:,} bytes)"
+    return f"{size:,} bytes"
+
+
+# Between two interesting characters of JSON text: anything but a quote or a bracket.
+_JSON_PLAIN = re.compile(r'[^"\[\]{}]*')
+# The rest of a JSON string after its opening quote, up to (not including) its closing one.
+_JSON_STRING_REST = re.compile(r'[^"\\]*(?:\\.[^"\\]*)*', re.DOTALL)
+
+
+def json_depth_exceeds(text: str, limit: int) -> bool:
+    """Do objects and arrays in this JSON text nest deeper than `limit`?
+
+    A linear scan, no recursion, that stops at the first level past the limit: made before
+    json.loads, which itself fails with RecursionError on very deep text (and everything
+    that walks the value afterwards would too). Brackets inside strings do not count.
+    """
+    depth, pos, end = 0, 0, len(text)
+    while True:
+        pos = _JSON_PLAIN.match(text, pos).end()
+        if pos >= end:
+            return False
+        char = text[pos]
+        if char == '"':
+            pos = _JSON_STRING_REST.match(text, pos + 1).end() + 1
+        elif char in "[{":
+            depth += 1
+            if depth > limit:
+                return True
+            pos += 1
+        else:
+            depth -= 1
+            pos += 1
+
+
+class _NotJsonConstant(ValueError):
+    pass
+
+
+def _refuse_constant(name: str) -> Any:
+    raise _NotJsonConstant(name)
+
+
+def parse_json(text: str, *, what: str, max_bytes: int, max_depth: int, invalid: str = "") -> Any:
+    """JSON text typed in the form, within its limits, or ValidationError saying why not.
+
+    `what` names it in the messages ("the input", "a JSON value"), `invalid` starts the
+    message for text that is not JSON. NaN, Infinity and
+    -Infinity are refused: they are not JSON, and QFlow would refuse them or worse.
+    """
+    if len(text) > max_bytes or (len(text) * 4 > max_bytes and utf8_size(text) > max_bytes):
+        raise ValidationError(
+            f"{what[:1].upper()}{what[1:]} is {size_text(utf8_size(text))}; "
+            f"the limit is {size_text(max_bytes)}."
+        )
+    if json_depth_exceeds(text, max_depth):
+        raise ValidationError(
+            f"{what[:1].upper()}{what[1:]} nests objects and arrays more than {max_depth} "
+            f"levels deep; the limit is {max_depth} levels."
+        )
     try:
-        return json.loads(raw)
+        return json.loads(text, parse_constant=_refuse_constant)
+    except _NotJsonConstant as exc:
+        others = " and ".join(c for c in ("NaN", "Infinity", "-Infinity") if c != str(exc))
+        raise ValidationError(
+            f"{exc} is not JSON (neither are {others}): "
+            f"write null, a number or a string in {what} instead."
+        ) from None
+    except RecursionError:  # the scan above should make this unreachable
+        raise ValidationError(
+            f"{what[:1].upper()}{what[1:]} nests objects and arrays too deeply."
+        ) from None
     except ValueError as exc:
-        raise ValidationError(f"Not valid JSON for a {kind} value: {json_error(exc)}.") from None
+        start = invalid or f"Not valid JSON for {what}"
+        raise ValidationError(f"{start}: {json_error(exc)}.") from None
+
+
+def masked_paths(value: Any, root: str = "input", limit: int = 20) -> list[str]:
+    """Where a JSON value holds the mask (********), as paths: input.db.password, input.a[0]."""
+    found: list[str] = []
+    stack: list[tuple[str, Any]] = [(root, value)]
+    while stack and len(found) < limit:
+        path, item = stack.pop()
+        if isinstance(item, str):
+            if MASK in item:
+                found.append(path)
+        elif isinstance(item, dict):
+            children = []
+            for key, child in item.items():
+                child_path = _json_path(path, str(key))
+                if MASK in str(key):
+                    found.append(child_path)
+                children.append((child_path, child))
+            stack.extend(reversed(children))
+        elif isinstance(item, list):
+            stack.extend(reversed([(f"{path}[{i}]", child) for i, child in enumerate(item)]))
+    return found[:limit]
+
+
+_PLAIN_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
+
+
+def _json_path(parent: str, key: str) -> str:
+    return f"{parent}.{key}" if _PLAIN_KEY.match(key) else f"{parent}[{json.dumps(key)}]"
+
+
+def holds_mask(value: Any) -> bool:
+    """Does this value (a string, or any JSON value) contain the mask anywhere?"""
+    if isinstance(value, str):
+        return MASK in value
+    return MASK in json.dumps(value, ensure_ascii=False)
 
 
 def json_error(exc: ValueError) -> str:

@@ -9,11 +9,12 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from qflowui.core.masking import MASK, is_sensitive_key, mask
+from qflowui.core.masking import MASK, is_sensitive_key, mask, mask_free_text
 from qflowui.mirror.models import Execution, StepPayload, Workflow
 from qflowui.qflow import client_from_settings
 from qflowui.qflow.errors import QflowError
 from qflowui.runs import overrides as ov
+from qflowui.runs.forms import masked_paths_message
 
 logger = logging.getLogger(__name__)
 
@@ -27,6 +28,9 @@ class Prefill:
     initial: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     execution: Execution | None = None
+    # Form fields left empty (or, for the input, holding ********) because QFlow's record
+    # held them masked: the form marks them "was masked in QFlow's record: enter it again".
+    masked: list[str] = field(default_factory=list)
 
 
 def run_prefill(*, workflow_id: str = "", from_execution: str = "") -> Prefill:
@@ -36,6 +40,8 @@ def run_prefill(*, workflow_id: str = "", from_execution: str = "") -> Prefill:
         prefill.initial["workflow"] = workflow_id
     if from_execution:
         _from_execution(prefill, from_execution)
+    if prefill.masked:
+        prefill.initial["masked"] = ",".join(prefill.masked)
     return prefill
 
 
@@ -64,35 +70,59 @@ def _from_execution(prefill: Prefill, execution_id: str) -> None:
     else:
         prefill.notes.append(f"Input taken from {where} of execution {execution_id}.")
     shown = mask(run_input)
-    if shown != run_input:
+    paths = ov.masked_paths(shown)
+    if paths:
+        # Kept in place, so the user sees where to type; the form refuses to run while
+        # the mask is left in.
+        prefill.masked.append("input")
         prefill.notes.append(
-            f"Values in the input that look like secrets are shown as {MASK}; "
-            "replace them before running."
+            f"{masked_paths_message(paths)} (it shows as {MASK} in the input below; "
+            "the form will not run while it is left in)."
         )
     prefill.initial["input"] = json.dumps(shown, indent=2)
 
 
+def _was_masked(key: str, value: str) -> bool:
+    """QFlow's record holds this variable masked (or it is a secret we do not copy)."""
+    if MASK in value or (len(value) >= 3 and set(value) == {"*"}):
+        return True
+    return is_sensitive_key(key) and key not in ov.LEGACY_FIELDS
+
+
 def _variables(prefill: Prefill, execution: Execution) -> None:
-    row, skipped = 0, []
+    row, masked, skipped = 0, [], []
+    limit = ov.max_custom_variables()
     for item in ov.parse_variable_strings(execution.variables):
-        value = item.value
-        if MASK in value or (is_sensitive_key(item.key) and item.key not in ov.LEGACY_FIELDS):
-            skipped.append(item.key)
-            continue
+        hidden = _was_masked(item.key, item.value)
         if item.key in ov.SYSTEM_FIELDS:
-            prefill.initial[item.key] = value
+            if hidden:
+                masked.append(item.key)
+                prefill.masked.append(item.key)
+            else:
+                prefill.initial[item.key] = item.value
             continue
-        if row >= ov.MAX_CUSTOM_ROWS:
+        if row >= limit:
             skipped.append(item.key)
             continue
-        kind, text = _typed(value)
+        if hidden:
+            # The row keeps the name and comes with an empty value to enter again.
+            kind, text = "String", ""
+            masked.append(item.key)
+            prefill.masked.append(f"var_value_{row}")
+        else:
+            kind, text = _typed(item.value)
         prefill.initial.update(
             {f"var_key_{row}": item.key, f"var_type_{row}": kind, f"var_value_{row}": text}
         )
         row += 1
+    if masked:
+        prefill.notes.append(
+            f"{', '.join(masked)} {'was' if len(masked) == 1 else 'were'} masked in QFlow's "
+            f"record: enter {'it' if len(masked) == 1 else 'them'} again (left empty below)."
+        )
     if skipped:
         prefill.notes.append(
-            f"Not copied (masked or secret): {', '.join(skipped)}. Set them again if needed."
+            f"Not copied (more than {limit} custom variables): {', '.join(skipped)}."
         )
 
 
@@ -129,8 +159,9 @@ def _trigger_input(execution: Execution) -> tuple[dict[str, Any] | None, str]:
                 return found, "the trigger step's input"
         output = client.get_step_output(str(execution.pk), TRIGGER_NODE)
     except QflowError as exc:
-        logger.info("prefill from %s: trigger payload unavailable: %s", execution.pk, exc)
-        return None, f"QFlow: {exc}"
+        reason = mask_free_text(str(exc))[:500]
+        logger.info("prefill from %s: trigger payload unavailable: %s", execution.pk, reason)
+        return None, f"QFlow: {reason}"
     if isinstance(output, dict):
         return output, "the trigger step's output"
     return None, "the trigger step holds no JSON object"

@@ -12,10 +12,12 @@ no idempotency key, so:
 from __future__ import annotations
 
 import contextlib
+import copy
 import hashlib
 import json
 import logging
 import threading
+import traceback
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -45,8 +47,9 @@ from qflowui.qflow.errors import (
     QflowUnavailable,
 )
 from qflowui.runs import audit
+from qflowui.runs.display import MAX_TEXT, masked_body_fields, shown_text
 from qflowui.runs.models import Run, RunEvent, RunState
-from qflowui.runs.overrides import listed_value_matches, parse_variable_strings
+from qflowui.runs.overrides import holds_mask, listed_value_matches, parse_variable_strings
 
 logger = logging.getLogger(__name__)
 
@@ -61,6 +64,10 @@ REFUSALS = (
 )
 MAX_ATTEMPTS = 5  # claims of one run whose POST never reached QFlow
 API_SOURCE = "PUBLIC_API"
+# Once QFlow has seen a run (or it failed), its body is kept masked: the exact body was only
+# needed to post it. A run back in queued keeps the exact body: it is posted again.
+MASKED_BODY_STATES = frozenset({RunState.SUBMITTED, RunState.FAILED, RunState.UNKNOWN})
+MAX_ERROR_CHARS = MAX_TEXT  # QFlow's messages as stored in Run.error
 
 
 def _seconds(name: str, default: float) -> timedelta:
@@ -113,16 +120,70 @@ class ReconcilePending(Exception):
 def _transition(
     run_id: int, sources: Iterable[str], target: str, *, note: str = "", **fields: Any
 ) -> bool:
-    """Move a run to `target` if it is in one of `sources`; record the time and a RunEvent."""
+    """Move a run to `target` if it is in one of `sources`; record the time and a RunEvent.
+
+    QFlow's words (the note, `error`, `response`) are masked before they are stored; from
+    submitted, failed or unknown on, the body is stored masked, in the same UPDATE.
+    """
     now = timezone.now()
     stamp = {} if target == RunState.QUEUED else {f"{target}_at": now}
+    fields = _masked_fields(fields)
+    sources = list(sources)
     with transaction.atomic():
-        changed = Run.objects.filter(pk=run_id, state__in=list(sources)).update(
+        if target in MASKED_BODY_STATES:
+            body = (
+                Run.objects.select_for_update()
+                .filter(pk=run_id, state__in=sources)
+                .values("input", "variables")
+                .first()
+            )
+            if body is None:
+                return False
+            fields.update(masked_body_fields(body["input"], body["variables"]))
+        changed = Run.objects.filter(pk=run_id, state__in=sources).update(
             state=target, **stamp, **fields
         )
         if changed:
-            RunEvent.objects.create(run_id=run_id, state=target, at=now, note=note[:500])
+            RunEvent.objects.create(run_id=run_id, state=target, at=now, note=_note(note))
     return bool(changed)
+
+
+def _note(text: str) -> str:
+    return shown_text(text, RunEvent._meta.get_field("note").max_length)
+
+
+def _masked_fields(fields: dict[str, Any]) -> dict[str, Any]:
+    """A Run update's upstream text masked: `error` (and cut), `response`."""
+    fields = dict(fields)
+    if fields.get("error"):
+        fields["error"] = safe_error(fields["error"])
+    if fields.get("response") is not None:
+        fields["response"] = mask(fields["response"])
+    return fields
+
+
+def safe_error(text: Any) -> str:
+    """Upstream text (QFlow's message, an exception's str(), which may carry QFlow's body)
+    fit to store, show or log: masked, then cut to MAX_ERROR_CHARS."""
+    return shown_text(text, MAX_ERROR_CHARS)
+
+
+def masked_error(exc: QflowError) -> QflowError:
+    """A copy of a QFlow error whose message is masked, for raising where it gets logged
+    (Celery's retry and failure lines print the exception)."""
+    clean = copy.copy(exc)
+    text = safe_error(str(exc))
+    clean.args = (text,)
+    clean.message = text
+    if exc.detail:
+        clean.detail = safe_error(exc.detail)
+    return clean
+
+
+def _traceback_text(exc: BaseException) -> str:
+    """A traceback for the log, masked: an exception's message may carry upstream text."""
+    lines = traceback.format_exception(type(exc), exc, exc.__traceback__)
+    return "".join(safe_error(line) for line in lines)
 
 
 def body_digest(workflow_id: Any, body: dict[str, Any]) -> str:
@@ -324,20 +385,26 @@ def run_submit(run_id: int, *, client: QflowClient | None = None) -> str | None:
             str(run.workflow_id), input=run.input, variables=run.variables or None
         )
     except QflowUnavailable as exc:
+        said = safe_error(exc)
         if exc.maybe_accepted:
-            return _mark_unknown(run_id, f"{exc}. Looking for it in QFlow's execution list.")
-        return _requeue(run_id, f"{exc}; the run did not reach QFlow and will be sent again.")
+            return _mark_unknown(run_id, f"{said}. Looking for it in QFlow's execution list.")
+        return _requeue(run_id, f"{said}; the run did not reach QFlow and will be sent again.")
     except QflowRateLimited as exc:
-        return _requeue(run_id, f"{exc}; the run did not start and will be sent again.")
+        return _requeue(run_id, f"{safe_error(exc)}; the run did not start and will be sent again.")
     except REFUSALS as exc:
-        _fail(run_id, str(exc), response={"status": exc.status_code, "message": exc.detail})
+        response = {"status": exc.status_code, "message": safe_error(exc.detail)}
+        _fail(run_id, safe_error(exc), response=response)
         return RunState.FAILED
     except QflowError as exc:
         # QFlow answered, but not in a way we understand: it may have started the run.
-        return _mark_unknown(run_id, f"{exc}. Looking for it in QFlow's execution list.")
-    except Exception as exc:
+        return _mark_unknown(
+            run_id, f"{safe_error(exc)}. Looking for it in QFlow's execution list."
+        )
+    except Exception as exc:  # noqa: BLE001 - logged below, with a masked traceback
         # A bug or the soft time limit mid-POST: whether QFlow got it is unknown.
-        logger.exception("run %s: submit failed unexpectedly", run_id)
+        logger.error(
+            "run %s: submit failed unexpectedly\n%s", run_id, _traceback_text(exc).rstrip()
+        )
         return _mark_unknown(run_id, f"Submitting stopped unexpectedly ({type(exc).__name__}).")
     record_submitted(run_id, result.execution_id, response=mask(result.raw), reconciled=False)
     logger.info("run %s submitted as execution %s", run_id, result.execution_id)
@@ -369,9 +436,10 @@ def _mark_unknown(run_id: int, reason: str, sources: Iterable[str] = (RunState.S
 
 
 def _requeue(run_id: int, reason: str) -> str:
+    # From submitting only: an unknown run's body is already masked and must never be posted.
     _transition(
         run_id,
-        {RunState.SUBMITTING, RunState.UNKNOWN},
+        {RunState.SUBMITTING},
         RunState.QUEUED,
         note=reason,
         error=reason,
@@ -413,7 +481,7 @@ def record_submitted(run_id: int, execution_id: str, *, response: Any, reconcile
             _release_guess(holder, execution_id, run_id)
         fields = {"execution_id": execution_id, "reconciled": reconciled, "error": ""}
         if response is not None:
-            fields["response"] = response
+            fields["response"] = mask(response)
         note = (
             f"found as execution {execution_id} in QFlow's execution list"
             if reconciled
@@ -432,6 +500,7 @@ def record_submitted(run_id: int, execution_id: str, *, response: Any, reconcile
                 state=RunState.SUBMITTED,
                 submitted_at=run.submitted_at or now,
                 **fields,
+                **masked_body_fields(run.input, run.variables),
             )
             if run.state != RunState.SUBMITTED or str(run.execution_id) != str(execution_id):
                 RunEvent.objects.create(run_id=run_id, state=RunState.SUBMITTED, at=now, note=note)
@@ -535,12 +604,17 @@ def _matches(item: qt.Execution, run: Run, since: datetime, until: datetime) -> 
     listed = {v.key: v.value for v in parse_variable_strings(item.variables)}
     for key, value in (run.variables or {}).items():
         shown = listed.get(key)
-        if shown is None or set(shown) == {"*"}:
-            continue  # not listed, or masked: no evidence either way
+        if shown is None or set(shown) == {"*"} or holds_mask(shown) or holds_mask(value):
+            continue  # not listed, or masked (there, or in our stored copy): no evidence
         if not listed_value_matches(shown, value):
             return False
     raw_input = item.raw.get("input")
-    return not isinstance(raw_input, dict) or raw_input == run.input
+    return not isinstance(raw_input, dict) or _same_input(raw_input, run.input)
+
+
+def _same_input(upstream: Any, stored: Any) -> bool:
+    """Our stored input is masked once QFlow has seen the run: compare the masked forms."""
+    return upstream == stored or mask(upstream) == mask(stored)
 
 
 def _prefer_same_input(
@@ -553,7 +627,7 @@ def _prefer_same_input(
             emitted = client.get_step_output(item.id, "trigger")
         except QflowError:
             return 1
-        return 0 if emitted == run.input else 2
+        return 0 if _same_input(emitted, run.input) else 2
 
     ranked = {m.id: rank(m) for m in matches[:5]}
     return sorted(matches, key=lambda m: ranked.get(m.id, 1))
@@ -571,7 +645,7 @@ def runs_reconcile_all(*, client: QflowClient | None = None) -> dict[str, int]:
         except ReconcilePending:
             continue
         except QflowError as exc:
-            logger.warning("reconcile pass stopped: %s", exc)
+            logger.warning("reconcile pass stopped: %s", safe_error(exc))
             break
         if state in (RunState.SUBMITTED, RunState.FAILED):
             counts[state] += 1
@@ -643,8 +717,9 @@ def run_execution_refresh(
     except QflowNotFound:
         return mirrored, "QFlow does not list this execution yet."
     except QflowError as exc:
-        logger.info("run %s: execution refresh failed: %s", run.pk, exc)
-        return mirrored, f"Could not refresh the execution from QFlow: {exc}"
+        said = safe_error(exc)
+        logger.info("run %s: execution refresh failed: %s", run.pk, said)
+        return mirrored, f"Could not refresh the execution from QFlow: {said}"
     workflow = run.workflow
     if item.workflow_id and str(item.workflow_id) != str(run.workflow_id):
         workflow = Workflow.objects.filter(pk=item.workflow_id).first() or workflow
@@ -666,5 +741,9 @@ def _refresh_quietly(run_id: int, client: QflowClient | None) -> None:
     try:
         run = Run.objects.select_related("workflow").get(pk=run_id)
         run_execution_refresh(run, client=client, max_age=0)
-    except Exception:
-        logger.warning("run %s: could not mirror its execution yet", run_id, exc_info=True)
+    except Exception as exc:  # noqa: BLE001 - best effort, logged with a masked traceback
+        logger.warning(
+            "run %s: could not mirror its execution yet\n%s",
+            run_id,
+            _traceback_text(exc).rstrip(),
+        )

@@ -1,13 +1,14 @@
 """Celery tasks of the run outbox: thin interfaces over qflowui.runs.services.
 
-They take only a run id: the body lives in the database, secrets in settings.
+They take only a run id: the body lives in the database, secrets in settings. What they
+raise (and Celery logs) carries QFlow's messages masked.
 """
 
 from __future__ import annotations
 
 from celery import shared_task
 
-from qflowui.qflow.errors import QflowRateLimited, QflowUnavailable
+from qflowui.qflow.errors import QflowError, QflowRateLimited, QflowUnavailable
 from qflowui.runs import services
 
 # The POST can take the client's timeouts plus a token fetch; past the hard limit the child
@@ -42,10 +43,15 @@ def submit(run_id: int) -> None:
 )
 def reconcile(run_id: int | None = None) -> None:
     """One unknown run (scheduled right after it became unknown), or all of them (beat)."""
-    if run_id is None:
-        services.runs_reconcile_all()
-    else:
-        services.run_reconcile(int(run_id))
+    try:
+        if run_id is None:
+            services.runs_reconcile_all()
+        else:
+            services.run_reconcile(int(run_id))
+    except QflowError as exc:
+        # Celery logs the exception of a retry or a failure: QFlow's message masked, and
+        # the same type, so autoretry_for still applies.
+        raise services.masked_error(exc) from None
 
 
 @shared_task(name="runs.sweep", ignore_result=True, acks_late=False)

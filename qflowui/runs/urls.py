@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from django.urls import path
+from django.views.generic import RedirectView
 
 from qflowui.runs import views
 
@@ -9,6 +10,7 @@ app_name = "runs"
 urlpatterns = [
     path("", views.run_list, name="list"),
     path("new/", views.run_new, name="new"),
-    path("audit/", views.audit_log, name="audit"),
+    # The audit log moved to /audit/ (it is the team's now, not only the runs').
+    path("audit/", RedirectView.as_view(url="/audit/", query_string=True), name="audit"),
     path("<int:pk>/", views.run_detail, name="detail"),
 ]

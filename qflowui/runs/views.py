@@ -1,24 +1,33 @@
-"""Run pages: the form (/runs/new/), a run (/runs/<id>/), the history (/runs/) and the audit log."""
+"""Run pages: the form (/runs/new/), a run (/runs/<id>/) and the history (/runs/).
+
+The audit log is at /audit/ (qflowui/accounts/audit_views.py).
+"""
 
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from typing import Any
+from urllib.parse import parse_qsl
 
 from django import forms
+from django.conf import settings
 from django.contrib import messages
+from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
+from django.http.request import RawPostDataException
 from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_GET, require_http_methods
 
 from qflowui.mirror.models import Execution
 from qflowui.runs import audit
 from qflowui.runs import overrides as ov
-from qflowui.runs.display import shown_body, shown_variables
+from qflowui.runs.display import shown_body, shown_json, shown_text, shown_variables
 from qflowui.runs.forms import RunForm
-from qflowui.runs.models import AuditEvent, Run, RunState
+from qflowui.runs.models import Run, RunState
 from qflowui.runs.prefill import connector_ids_seen, run_prefill, workflow_variables
 from qflowui.runs.services import (
     IdempotencyConflict,
@@ -42,8 +51,24 @@ def _denied(request: HttpRequest, what: str) -> HttpResponse:
 # --- the form ------------------------------------------------------------------------------
 
 
+# The form's CSRF check needs the POST parsed. A POST Django refuses to parse (more fields than
+# DATA_UPLOAD_MAX_NUMBER_FIELDS, e.g. hundreds of custom variables, or a body larger than
+# DATA_UPLOAD_MAX_MEMORY_SIZE) would make the CSRF middleware answer a bare "Bad Request";
+# so the view is exempt from the middleware, refuses such a POST itself with the form and a
+# message (it changes nothing), and makes the CSRF check on every other request.
+@csrf_exempt
 @require_http_methods(["GET", "POST"])
 def run_new(request: HttpRequest) -> HttpResponse:
+    if request.method == "POST":
+        try:
+            request.POST  # noqa: B018 - parsed here, where its refusal can be answered
+        except (TooManyFieldsSent, RequestDataTooBig) as exc:
+            return _form_unreadable(request, exc)
+    return _run_new(request)
+
+
+@csrf_protect
+def _run_new(request: HttpRequest) -> HttpResponse:
     if not _can_run(request):
         workflow = request.POST.get("workflow") or request.GET.get("workflow") or ""
         audit.audit_record(
@@ -68,6 +93,56 @@ def _form_get(request: HttpRequest) -> HttpResponse:
     if request.htmx and request.htmx.target == "workflow-info":
         return render(request, "runs/form.html#workflow-info", context)
     return render(request, "runs/form.html", context)
+
+
+def _form_unreadable(request: HttpRequest, exc: Exception) -> HttpResponse:
+    """The form's POST was too large for Django to read: say why, on the form; nothing runs."""
+    if not _can_run(request):
+        audit.audit_record(
+            action=audit.RUN_DENIED,
+            request=request,
+            target="run form",
+            detail={"method": request.method, "reason": f"missing permission {RUN_PERMISSION}"},
+        )
+        return _denied(request, "run workflows")
+    limit = ov.max_custom_variables()
+    if isinstance(exc, TooManyFieldsSent):
+        pairs = _posted_pairs(request)
+        kept: dict[str, str] = {}
+        for name, value in pairs:
+            if name in ("workflow", "input"):
+                kept.setdefault(name, value)
+        custom = sum(1 for name, value in pairs if _CUSTOM_KEY.match(name) and value.strip())
+        sent = f" ({custom:,} custom variables)" if custom else ""
+        error = (
+            f"This form sent too many fields for the server to read{sent}. At most {limit} "
+            "custom variables can be set. Nothing was run; the workflow and input are kept "
+            "below: set the variables you need again."
+        )
+    else:
+        kept = {}
+        error = (
+            f"This form is larger than the server accepts "
+            f"({ov.size_text(settings.DATA_UPLOAD_MAX_MEMORY_SIZE)}). The input is limited to "
+            f"{ov.size_text(ov.max_input_bytes())} and each variable value to "
+            f"{ov.size_text(ov.max_variable_bytes())}. Nothing was run."
+        )
+    form = RunForm(initial={**kept, "idempotency_key": uuid.uuid4()})
+    context = _form_context(form, errors=[error])
+    return render(request, "runs/form.html", context, status=400)
+
+
+_CUSTOM_KEY = re.compile(r"^var_key_\d+$")
+
+
+def _posted_pairs(request: HttpRequest) -> list[tuple[str, str]]:
+    """The fields of a urlencoded POST Django refused to parse (too many), best effort."""
+    if request.content_type != "application/x-www-form-urlencoded":
+        return []
+    try:
+        return parse_qsl(request.body.decode(), keep_blank_values=True)
+    except (RawPostDataException, RequestDataTooBig, UnicodeDecodeError, ValueError):
+        return []
 
 
 def _form_post(request: HttpRequest) -> HttpResponse:
@@ -107,9 +182,11 @@ def _form_context(
     source: Execution | None = None,
     preview: dict[str, Any] | None = None,
     digest: str = "",
+    errors: list[str] | None = None,
 ) -> dict[str, Any]:
     workflow = form.workflow_object()
     return {
+        "page_errors": errors or [],
         "form": form,
         "workflow": workflow,
         "workflow_variables": workflow_variables(workflow),
@@ -146,13 +223,18 @@ def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
     execution, notice = (None, "")
     if run.state == RunState.SUBMITTED:
         execution, notice = run_execution_refresh(run)
+    # Stored masked since this change; masked again here for rows stored before it.
+    run.error = shown_text(run.error)
+    events = list(run.events.all())
+    for event in events:
+        event.note = shown_text(event.note)
     context = {
         "run": run,
         "execution": execution,
-        "upstream_notice": notice,
-        "events": list(run.events.all()),
+        "upstream_notice": shown_text(notice),
+        "events": events,
         "body": shown_body(run.body()),
-        "response": json.dumps(run.response, indent=2) if run.response else "",
+        "response": shown_json(run.response) if run.response else "",
         "overrides": _short_overrides(run.variables),
     }
     target = request.htmx.target if request.htmx else None
@@ -220,20 +302,3 @@ def _short_overrides(variables: dict[str, Any] | None) -> str:
             text = text[:31] + "…"
         parts.append(f"{key}={text}")
     return ", ".join(parts)
-
-
-# --- audit log ----------------------------------------------------------------------------------
-
-
-@require_GET
-def audit_log(request: HttpRequest) -> HttpResponse:
-    if not request.user.is_staff:
-        audit.audit_record(action=audit.AUDIT_DENIED, request=request, target="audit log")
-        return _denied(request, "read the audit log")
-    events = AuditEvent.objects.order_by("-at", "-id")
-    action = request.GET.get("action", "")[:64]
-    if action:
-        events = events.filter(action=action)
-    page = Paginator(events, 100).get_page(request.GET.get("page"))
-    rows = [{"event": e, "detail": json.dumps(e.detail, sort_keys=True)} for e in page]
-    return render(request, "runs/audit.html", {"rows": rows, "page": page, "action": action})

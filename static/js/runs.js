@@ -3,8 +3,16 @@
 (function () {
   "use strict";
 
-  function describeJson(text) {
+  function utf8Size(text) {
+    return window.TextEncoder ? new TextEncoder().encode(text).length : text.length;
+  }
+
+  function describeJson(text, maxBytes) {
     if (!text.trim()) return { ok: true, value: {} };
+    // The server's limit (RUNS_MAX_INPUT_BYTES), counted as it counts: UTF-8 bytes.
+    if (maxBytes && text.length > maxBytes / 4 && utf8Size(text) > maxBytes) {
+      return { ok: false, message: "Too large: the limit is " + maxBytes.toLocaleString() + " bytes." };
+    }
     try {
       var value = JSON.parse(text);
       if (value === null || typeof value !== "object" || Array.isArray(value)) {
@@ -27,15 +35,16 @@
     var area = document.getElementById(button.getAttribute("data-format-json"));
     if (!area) return;
     var status = document.getElementById(area.id + "_status");
+    var maxBytes = parseInt(area.getAttribute("data-max-bytes") || "0", 10);
     button.addEventListener("click", function () {
-      var result = describeJson(area.value);
+      var result = describeJson(area.value, maxBytes);
       showStatus(status, result);
       if (result.ok) area.value = JSON.stringify(result.value, null, 2);
     });
     var timer = null;
     area.addEventListener("input", function () {
       clearTimeout(timer);
-      timer = setTimeout(function () { showStatus(status, describeJson(area.value)); }, 300);
+      timer = setTimeout(function () { showStatus(status, describeJson(area.value, maxBytes)); }, 300);
     });
   }
 
