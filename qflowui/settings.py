@@ -7,7 +7,9 @@ built-in QFlow simulator as the upstream. See `.env.example` and the README.
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import sys
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -101,7 +103,12 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # /healthz is answered here, before anything that could redirect it, read the session or
+    # query the database: it stays instant while the database hangs.
+    "qflowui.core.middleware.HealthzMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # A database that is down or too slow gives a short 503 page, never a bare 500.
+    "qflowui.core.middleware.DatabaseUnavailableMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -155,6 +162,19 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     )
     # A file, not memory, so that a Celery worker started by a test sees the test database.
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / f"test-qflowui-{os.getpid()}.sqlite3")}
+# A database that accepts connections but never answers must not hang pages: connecting
+# gives up after DATABASE_CONNECT_TIMEOUT_SECONDS, and in web processes (gunicorn through
+# qflowui.wsgi, runserver, tests) PostgreSQL cancels a statement after
+# DATABASE_STATEMENT_TIMEOUT_MS (0: never). Migrations, Celery tasks and benches have none.
+DATABASE_CONNECT_TIMEOUT_SECONDS = env_int("DATABASE_CONNECT_TIMEOUT_SECONDS", 5, minimum=1)
+DATABASE_STATEMENT_TIMEOUT_MS = env_int("DATABASE_STATEMENT_TIMEOUT_MS", 15_000, minimum=0)
+WEB_PROCESS = env_bool("QFLOWUI_WEB_PROCESS", False) or TESTING or sys.argv[1:2] == ["runserver"]
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    _db_options = DATABASES["default"].setdefault("OPTIONS", {})
+    _db_options.setdefault("connect_timeout", DATABASE_CONNECT_TIMEOUT_SECONDS)
+    if WEB_PROCESS and DATABASE_STATEMENT_TIMEOUT_MS:
+        _timeout_option = f"-c statement_timeout={DATABASE_STATEMENT_TIMEOUT_MS}"
+        _db_options["options"] = f"{_db_options.get('options', '')} {_timeout_option}".strip()
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # Covering indexes (`Index(include=...)`) are PostgreSQL's; SQLite builds them without the
 # extra columns, which is all the development database needs.
@@ -240,6 +260,8 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "data_folder_out": str(_broker_dir / "queue"),
         "processed_folder": str(_broker_dir / "processed"),
         "store_processed": False,
+        # Exchange tables; kombu's default is ./control, i.e. the checkout.
+        "control_folder": str(_broker_dir / "control"),
     }
 CELERY_RESULT_BACKEND = env_str("CELERY_RESULT_BACKEND") or REDIS_URL or None
 CELERY_TASK_IGNORE_RESULT = CELERY_RESULT_BACKEND is None
@@ -251,7 +273,64 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_TIMEOUT = env_float("CELERY_BROKER_CONNECTION_TIMEOUT", 2.0)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# The run submit task's hard time limit (its soft limit is 30 s less): past it the worker's
+# child is killed and the run is left to the sweeper and reconciliation.
+RUNS_SUBMIT_HARD_LIMIT_SECONDS = env_int("RUNS_SUBMIT_HARD_LIMIT_SECONDS", 180, minimum=60)
+# Redis hands a message a worker took but never acknowledged (the worker was killed) to
+# another worker after this long. Above the longest task, or a running task is delivered
+# twice; Redis's own default is an hour, which strands a killed worker's run that long.
+CELERY_VISIBILITY_TIMEOUT_SECONDS = env_int(
+    "CELERY_VISIBILITY_TIMEOUT_SECONDS", 2 * RUNS_SUBMIT_HARD_LIMIT_SECONDS, minimum=1
+)
+if CELERY_VISIBILITY_TIMEOUT_SECONDS <= RUNS_SUBMIT_HARD_LIMIT_SECONDS:
+    raise ImproperlyConfigured(
+        f"CELERY_VISIBILITY_TIMEOUT_SECONDS={CELERY_VISIBILITY_TIMEOUT_SECONDS} must be above "
+        f"RUNS_SUBMIT_HARD_LIMIT_SECONDS={RUNS_SUBMIT_HARD_LIMIT_SECONDS}"
+    )
+if CELERY_BROKER_URL.startswith(("redis://", "rediss://", "redis+socket://")):
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_VISIBILITY_TIMEOUT_SECONDS}
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+
+# One cache shared by every process (web workers, Celery workers): the single-flight claims
+# (detail refresh, payload fetches), the negative cache, the list's counts, the workers'
+# heartbeat and the simulator's state. Redis when REDIS_URL is set, else files in var/cache.
+# Keys carry QFLOWUI_CACHE_PREFIX, and clearing the cache deletes only those.
+CACHE_KEY_PREFIX = env_str("QFLOWUI_CACHE_PREFIX") or "qflowui"
+if TESTING and not env_str("QFLOWUI_CACHE_PREFIX"):
+    # Test runs side by side keep (and clear) only their own keys; a Celery worker that a
+    # test starts inherits the environment, so it shares the test's keys.
+    CACHE_KEY_PREFIX = f"qflowui-test-{os.getpid()}"
+    os.environ["QFLOWUI_CACHE_PREFIX"] = CACHE_KEY_PREFIX
+CACHE_DIR = VAR_DIR / "cache" / CACHE_KEY_PREFIX
+
+
+def _cache(name: str) -> dict:
+    """The shared cache `name`: its own key prefix (and directory), so clearing or culling
+    one never touches the other."""
+    prefix = CACHE_KEY_PREFIX if name == "default" else f"{CACHE_KEY_PREFIX}-{name}"
+    if REDIS_URL:
+        return {
+            "BACKEND": "qflowui.core.cache.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": prefix,
+            # A Redis that hangs costs a page a second at most (then it is left alone a while).
+            "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 1.0},
+        }
+    return {
+        "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+        "LOCATION": str(CACHE_DIR if name == "default" else CACHE_DIR.with_name(prefix)),
+        "KEY_PREFIX": prefix,
+        # Past this many files, a third of them (chosen at random) are deleted.
+        "OPTIONS": {"MAX_ENTRIES": 5_000 if name == "default" else 20_000},
+    }
+
+
+# "simulator": the QFlow simulator's state (runs, faults, rate counters, call log), shared by
+# the web processes that serve it.
+CACHES = {"default": _cache("default"), "simulator": _cache("simulator")}
+if TESTING and not REDIS_URL:
+    for _alias in CACHES.values():
+        atexit.register(shutil.rmtree, _alias["LOCATION"], ignore_errors=True)
 
 # QFlow upstream. With QFLOW_BASE_URL unset the app serves the simulator and talks to it.
 # QFLOWUI_PORT wins over PORT: process managers such as honcho hand every process its own PORT.
@@ -270,8 +349,17 @@ if QFLOW_SIMULATOR and not (QFLOW_TOKEN or QFLOW_CLIENT_ID):
     QFLOW_CLIENT_ID = QFLOW_DEMO_CLIENT_ID
     QFLOW_CLIENT_SECRET = QFLOW_DEMO_CLIENT_SECRET
 QFLOW_TIMEOUT_SECONDS = env_float("QFLOW_TIMEOUT_SECONDS", 10.0)
+# What one upstream call made while a user waits may take in all (token fetch and one retry
+# included); slower fetches (step payloads) go to a Celery task. The sync keeps the above.
+QFLOW_PAGE_BUDGET_SECONDS = env_float("QFLOW_PAGE_BUDGET_SECONDS", 4.0)
 QFLOW_SYNC_INTERVAL_SECONDS = env_int("QFLOW_SYNC_INTERVAL_SECONDS", 60, minimum=5)
 QFLOW_SYNC_ON_START = env_bool("QFLOW_SYNC_ON_START", True)
+# A pass claims a workflow for this long and renews the claim before every page: a worker
+# killed mid-pass blocks its workflow for at most this long.
+QFLOW_SYNC_LEASE_SECONDS = env_int("QFLOW_SYNC_LEASE_SECONDS", 60, minimum=10)
+# A workflow with an execution still running or started this recently is visited first in
+# every pass (the others share the rest of the budget, round robin).
+QFLOW_SYNC_HOT_SECONDS = env_int("QFLOW_SYNC_HOT_SECONDS", 3600, minimum=0)
 CELERY_BEAT_SCHEDULE = {
     "mirror-sync": {
         "task": "mirror.sync",
@@ -288,6 +376,26 @@ RUNS_MAX_INPUT_BYTES = env_int("RUNS_MAX_INPUT_BYTES", 1_000_000, minimum=2)
 RUNS_MAX_INPUT_DEPTH = env_int("RUNS_MAX_INPUT_DEPTH", 64, minimum=1)
 RUNS_MAX_CUSTOM_VARIABLES = env_int("RUNS_MAX_CUSTOM_VARIABLES", 50, minimum=0)
 RUNS_MAX_VARIABLE_BYTES = env_int("RUNS_MAX_VARIABLE_BYTES", 10_000, minimum=1)
+# Every run posts this variable with its public id, so the execution it started is found by
+# it alone when QFlow's answer is lost. Empty: none is posted, and such runs are never matched
+# automatically (a person decides).
+RUNS_CORRELATION_VARIABLE = env_str("RUNS_CORRELATION_VARIABLE", "qflowuiRunId")
+# The run outbox's timings.
+RUNS_ENQUEUE_TIMEOUT_SECONDS = env_float("RUNS_ENQUEUE_TIMEOUT_SECONDS", 0.05)
+RUNS_QUEUED_GRACE_SECONDS = env_float("RUNS_QUEUED_GRACE_SECONDS", 5.0)
+RUNS_REENQUEUE_AFTER_SECONDS = env_float("RUNS_REENQUEUE_AFTER_SECONDS", 60.0)
+RUNS_SUBMITTING_STALE_SECONDS = env_float(
+    "RUNS_SUBMITTING_STALE_SECONDS", RUNS_SUBMIT_HARD_LIMIT_SECONDS + 60.0
+)
+if RUNS_SUBMITTING_STALE_SECONDS <= RUNS_SUBMIT_HARD_LIMIT_SECONDS:
+    raise ImproperlyConfigured(
+        "RUNS_SUBMITTING_STALE_SECONDS must be above RUNS_SUBMIT_HARD_LIMIT_SECONDS: "
+        "a submit still running must never be taken for a lost one"
+    )
+RUNS_RECONCILE_DELAY_SECONDS = env_float("RUNS_RECONCILE_DELAY_SECONDS", 3.0)
+RUNS_RECONCILE_LOOKBACK_MINUTES = env_int("RUNS_RECONCILE_LOOKBACK_MINUTES", 10, minimum=10)
+RUNS_RECONCILE_BOUND_MINUTES = env_int("RUNS_RECONCILE_BOUND_MINUTES", 30, minimum=10)
+RUNS_SWEEP_ON_START = env_bool("RUNS_SWEEP_ON_START", True)
 # Simulator knobs (variants and faults); see qflowui/simulator/config.py.
 QFLOW_SIMULATOR_SEED = env_int("QFLOW_SIMULATOR_SEED", 20251123)
 QFLOW_SIMULATOR_OPTIONS = env_str("QFLOW_SIMULATOR_OPTIONS")
@@ -331,5 +439,7 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     "loggers": {
         "urllib3": {"level": "WARNING"},
+        # django-axes says "BEGIN version ..." at every start of every process.
+        "axes": {"level": "WARNING"},
     },
 }

@@ -10,6 +10,9 @@ from django.views.generic import RedirectView
 from qflowui.accounts import audit_views
 from qflowui.core import views as core_views
 
+# A database error anywhere (also in middleware) is a 503 "database unavailable" page.
+handler500 = "qflowui.core.views.server_error"
+
 urlpatterns = [
     path("", RedirectView.as_view(url="/executions/", permanent=False), name="home"),
     path("healthz", core_views.healthz, name="healthz"),

@@ -48,7 +48,8 @@ NODE_IDS = [
     "javascript:alert(11)",
     "node-{{pwn}}-{%debug%}",
 ]
-OUR_URL = re.compile(r"^/executions/[0-9a-f]{8}-[0-9a-f-]{27}/")
+# Our own htmx URLs: the execution's fragments, and the header's scheduler status (base.html).
+OUR_URL = re.compile(r"^/executions/[0-9a-f]{8}-[0-9a-f-]{27}/|^/runs/scheduler/$")
 HX_URLS = ("hx-get", "hx-post", "hx-put", "hx-delete", "hx-patch", "hx-push-url")
 URL_ATTRS = ("href", "src", "action", "xlink:href", "formaction")
 OUR_TARGETS = {
@@ -59,6 +60,7 @@ OUR_TARGETS = {
     "next .jt-results",
     "next .jt-focus",
 }
+OUR_TRIGGERS = {"load", "toggle once", "every 5s", "every 1s", "load, every 60s"}
 FORBIDDEN_TAGS = {
     "img",
     "iframe",
@@ -138,7 +140,7 @@ class _Audit(HTMLParser):
                 self.problems.append(f"{tag} hx-target={value}")
             if name in URL_ATTRS and value.lower().lstrip().startswith("javascript:"):
                 self.problems.append(f"{tag} {name}={value}")
-            if name == "hx-trigger" and value not in ("load", "toggle once", "every 5s"):
+            if name == "hx-trigger" and value not in OUR_TRIGGERS:
                 self.problems.append(f"{tag} hx-trigger={value}")
         if tag == "script":
             src = dict(attrs).get("src") or ""
@@ -185,7 +187,7 @@ def _responses(client) -> dict[str, tuple[str, str]]:
     for name, (url, headers) in urls.items():
         response = client.get(url, **headers)
         assert response.status_code in (200, 286, 404), (name, response.status_code)
-        out[name] = (response["Content-Type"], response.content.decode())
+        out[name] = (response["Content-Type"], response.getvalue().decode())
     return out
 
 

@@ -666,3 +666,83 @@ def test_client_from_settings_reads_the_settings_at_call_time(httpserver, monkey
     client = client_from_settings()
 
     assert client.get_execution(EX).id == EX
+
+
+# --- budgets -------------------------------------------------------------------------
+
+
+@pytest.fixture
+def slow_server() -> Iterator[HTTPServer]:
+    """Its own threaded server: a slow answer must not hold up the next test's requests."""
+    server = HTTPServer(host="127.0.0.1", threaded=True)
+    server.start()
+    yield server
+    server.clear()
+    server.stop()
+
+
+def _client_of(server: HTTPServer, **options: Any) -> QflowClient:
+    if "token" not in options:
+        options.update(client_id="client-1", client_secret="s3cret-value")
+    options.setdefault("backoff", 0.01)
+    return QflowClient(server.url_for("/").rstrip("/"), **options)
+
+
+def test_a_budget_bounds_the_whole_call_retries_included(slow_server) -> None:
+    slow_server.expect_request(EXECUTION_PATH).respond_with_handler(_sleepy(3.0))
+    client = _client_of(slow_server, token=FIXED, timeout=10.0, max_retries=3, budget=1.0)
+
+    started = time.monotonic()
+    with pytest.raises(QflowUnavailable, match="timed out"):
+        client.get_execution(EX)
+
+    # One request cut to the budget; no retry started without time left for it.
+    assert time.monotonic() - started < 2.5
+    assert client.calls == 1
+
+
+def test_a_retry_is_made_only_when_its_backoff_fits_the_budget(slow_server) -> None:
+    slow_server.expect_request(EXECUTION_PATH).respond_with_json({"message": "down"}, status=503)
+    client = _client_of(slow_server, token=FIXED, max_retries=3, backoff=0.6, budget=1.0)
+
+    with pytest.raises(QflowUnavailable, match="down"):
+        client.get_execution(EX)
+
+    # After 0.6 s of backoff a second try fits; a further 1.2 s would not.
+    assert client.calls == 2
+
+
+def test_the_token_fetch_counts_against_the_callers_budget(slow_server) -> None:
+    slow_server.expect_request("/auth/oidc").respond_with_handler(_sleepy(3.0))
+    client = _client_of(slow_server, timeout=10.0, budget=1.0)
+
+    started = time.monotonic()
+    with pytest.raises(QflowUnavailable):
+        client.get_execution(EX)
+
+    assert time.monotonic() - started < 2.5
+    assert requests_to(slow_server, EXECUTION_PATH) == []
+
+
+def test_client_from_settings_gives_pages_a_short_budget_and_the_sync_its_timeouts(
+    httpserver, monkeypatch
+) -> None:
+    fake = SimpleNamespace(
+        QFLOW_BASE_URL=httpserver.url_for("/").rstrip("/"),
+        QFLOW_TOKEN=FIXED,
+        QFLOW_CLIENT_ID="",
+        QFLOW_CLIENT_SECRET="",
+        QFLOW_TIMEOUT_SECONDS=10.0,
+        QFLOW_PAGE_BUDGET_SECONDS=4.0,
+    )
+    monkeypatch.setattr("django.conf.settings", fake)
+
+    page = client_from_settings(purpose="page")
+    task = client_from_settings(purpose="task")
+    sync = client_from_settings()
+
+    assert (page.budget, page.max_retries, page._transport.timeout) == (4.0, 1, (4.0, 4.0))
+    assert (task.budget, task.max_retries) == (45.0, 1)
+    assert (sync.budget, sync.max_retries, sync._transport.timeout) == (None, 3, (10.0, 10.0))
+    with pytest.raises(ValueError, match="purpose"):
+        client_from_settings(purpose="whatever")

@@ -292,6 +292,8 @@ def test_after_submit_the_body_is_stored_masked_but_was_posted_as_typed(qflow, r
                 "credentials": f"@{CONNECTOR}",
                 "apiToken": "tok-typed-secret-42",
                 "depthCount": 3,
+                # qflowui's own: ties the run to its execution (never stored as typed).
+                "qflowuiRunId": str(run.public_id),
             },
         }
     ]

@@ -176,3 +176,34 @@ def test_the_summary_counts_the_top_level():
     lines = [line.replace("\xa0", " ") for line in lines]
     assert lines[0].startswith("10.0 MB of JSON, an object with 2 keys")
     assert "collection: 12,345 items" in lines
+
+
+# --- depth: bounded rendering, never recursion on the payload's depth -------------------------
+
+
+def _nested(levels: int, bottom: object) -> object:
+    value = bottom
+    for _ in range(levels):
+        value = [value]
+    return value
+
+
+def test_a_deep_payload_renders_a_bounded_number_of_levels_whatever_its_size():
+    value = {"deep": _nested(500, {"needle": "bottom"})}
+    for size in (100, 100_000, 2_000_000):  # inline, lazy, large
+        html = str(jt.render_tree(value, size=size, urls=URLS))
+        assert max(p.count("/") for p in _paths(html)) <= jt.MAX_LEVELS + 1
+    path = ["deep", *["0"] * 480]
+    subtree = str(jt.render_subtree(value, path, urls=URLS))
+    assert _paths(subtree)[0] == jt.pointer_join([*path, "0"])
+    matches, _ = jt.search(value, "bottom")
+    assert [len(m.tokens) for m in matches] == [502]
+
+
+def test_a_string_holding_json_nested_too_deep_stays_a_string():
+    text = "[" * 600 + "]" * 600
+    html = str(jt.render_tree({"s": text}, size=len(text), urls=URLS))
+
+    assert jt.decoded(text) is None
+    assert "decoded from a JSON string" not in html
+    assert "show all (900 more characters)" in html

@@ -1,4 +1,5 @@
-"""A strict Content-Security-Policy: everything from our own origin, nothing inline."""
+"""Site-wide middleware: liveness before everything, a 503 page for a failing database, a
+strict Content-Security-Policy (everything from our own origin, nothing inline), no-store."""
 
 from __future__ import annotations
 
@@ -6,6 +7,43 @@ from collections.abc import Callable
 
 from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
+
+HEALTHZ_PATH = "/healthz"
+
+
+class HealthzMiddleware:
+    """Answers /healthz before any other middleware: no https redirect, no session, no user,
+    no database. A database that hangs cannot slow the liveness probe down."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if request.path_info == HEALTHZ_PATH:
+            from qflowui.core.views import healthz
+
+            return healthz(request)
+        return self.get_response(request)
+
+
+class DatabaseUnavailableMiddleware:
+    """A view that meets a database error (down, refusing, connect or statement timeout)
+    answers the short 503 page. Errors raised by other middleware (loading the session or
+    the user) reach handler500 (qflowui.core.views.server_error), which does the same."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        from qflowui.core.views import DATABASE_ERRORS, database_unavailable
+
+        if isinstance(exception, DATABASE_ERRORS):
+            return database_unavailable(request, exception)
+        return None
+
 
 CSP = "; ".join(
     [

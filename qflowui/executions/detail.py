@@ -3,25 +3,33 @@
 One URL serves each page and its htmx fragment: the detail page's `#live` part is what the
 running-execution poll fetches (status 286 once terminal, which stops htmx polling); the
 step panel, the payload trees and their subtrees are fragments for htmx and plain pages
-without it, so every link also works as a link.
+without it, so every link also works as a link. A payload not cached yet is fetched by a
+task: its block shows progress and polls (`?poll=<when asked>`) every second until the
+tree is there (286).
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import math
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from urllib.parse import quote, urlencode
 from uuid import UUID
 
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import render
+from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET
+from django_htmx.http import HttpResponseStopPolling
 
+from qflowui.core import jsonio
 from qflowui.executions import graph as graphs
 from qflowui.executions import jsontree, services
 from qflowui.executions.provenance import started_by
@@ -29,6 +37,8 @@ from qflowui.mirror import status as st
 from qflowui.mirror.models import Execution, Step
 from qflowui.qflow.errors import QflowInvalidId
 from qflowui.qflow.validate import check_node_id
+
+logger = logging.getLogger(__name__)
 
 HTMX_STOP_POLLING = 286
 POLL_SECONDS = 5
@@ -343,6 +353,9 @@ def _live_context(request: HttpRequest, detail: services.Detail) -> dict[str, An
 # --- step panel --------------------------------------------------------------------------------
 
 
+PayloadResult = services.Payload | services.Pending | None
+
+
 @dataclass
 class PayloadBlock:
     kind: str
@@ -352,12 +365,19 @@ class PayloadBlock:
     payload: services.Payload | None  # None: loaded on demand (htmx) from urls.tree
     tree: Any = None
     summary: list[str] | None = None
+    pending: services.Pending | None = None  # a task is fetching it: show progress, poll
+    poll_url: str = ""
 
 
 def _payload_block(
-    execution: Execution, node_id: str, kind: str, payload: services.Payload | None
+    execution: Execution, node_id: str, kind: str, payload: PayloadResult
 ) -> PayloadBlock:
     urls = tree_urls(execution.pk, node_id, kind)
+    if isinstance(payload, services.Pending):
+        block = PayloadBlock(kind, kind.capitalize(), f"payload-{kind}", urls, None)
+        block.pending = payload
+        block.poll_url = f"{urls.tree}?{urlencode({'poll': f'{payload.since:.3f}'})}"
+        return block
     block = PayloadBlock(kind, kind.capitalize(), f"payload-{kind}", urls, payload)
     if payload is not None and payload.present:
         block.tree = jsontree.render_tree(payload.body, size=payload.size, urls=urls)
@@ -366,7 +386,11 @@ def _payload_block(
     return block
 
 
-def _panel_context(detail: services.Detail, node_id: str) -> dict[str, Any]:
+def _panel_context(
+    detail: services.Detail, node_id: str, given: dict[str, PayloadResult] | None = None
+) -> dict[str, Any]:
+    """The step panel. Payloads come from `given`, else cached ones at once and the others
+    from a task (started here); without a task they load through the tree view."""
     execution = detail.execution
     step = next((s for s in detail.steps if s.node_id == node_id), None)
     component = _components(detail.workflow.definition).get(node_id)
@@ -374,8 +398,11 @@ def _panel_context(detail: services.Detail, node_id: str) -> dict[str, Any]:
     blocks = []
     if step is not None and linkable(node_id):
         for kind in KINDS:
-            cached = services.cached_payload(execution, step, kind)
-            blocks.append(_payload_block(execution, node_id, kind, cached))
+            if given is not None and kind in given:
+                result = given[kind]
+            else:
+                result = services.payload_request(execution, step, kind, inline=False)
+            blocks.append(_payload_block(execution, node_id, kind, result))
     running = not execution.is_terminal and step is not None and step.ended_at is None
     return {
         "execution": execution,
@@ -456,13 +483,10 @@ def payload_tree(request: HttpRequest, execution_id: UUID, node_id: str, kind: s
         return detail
     execution = detail.execution
     step = next((s for s in detail.steps if s.node_id == node_id), None)
-    first_view = not any(p in request.GET for p in _PATH_PARAMS)
-    payload = services.step_payload(execution, step, kind, prefer_cached=not first_view)
+    if not any(p in request.GET for p in _PATH_PARAMS):
+        return _first_view(request, detail, step, node_id, kind)
+    payload = services.step_payload(execution, step, kind, prefer_cached=True)
     urls = tree_urls(execution.pk, node_id, kind)
-    if first_view:
-        block = _payload_block(execution, node_id, kind, payload)
-        context = {"block": block, "execution": execution, "node_id": node_id}
-        return render(request, "executions/_payload.html", context)
     if not payload.present:
         return _tree_response(request, detail, node_id, kind, payload.notice or "No data.", 404)
     try:
@@ -472,6 +496,45 @@ def payload_tree(request: HttpRequest, execution_id: UUID, node_id: str, kind: s
     if request.htmx:
         return HttpResponse(html)
     return _tree_response(request, detail, node_id, kind, "", 200, html)
+
+
+def _first_view(
+    request: HttpRequest, detail: services.Detail, step: Step | None, node_id: str, kind: str
+) -> HttpResponse:
+    """The payload block: the tree when cached, else progress while a task fetches it.
+
+    A poll (`?poll=`) that gets the tree or a reason why not answers 286: htmx stops polling.
+    Without htmx, the step page, whose block says to reload while the fetch goes on.
+    """
+    execution = detail.execution
+    since = _poll_since(request)
+    if since is not None:
+        result: PayloadResult = services.payload_poll(execution, step, kind, since)
+    else:
+        result = services.payload_request(execution, step, kind)
+    if not request.htmx:
+        context = {
+            "panel": _panel_context(detail, node_id, {kind: result}),
+            "execution": execution,
+            "workflow": detail.workflow,
+        }
+        return render(request, "executions/step.html", context)
+    block = _payload_block(execution, node_id, kind, result)
+    context = {"block": block, "execution": execution, "node_id": node_id}
+    if since is not None and block.pending is None:
+        return HttpResponseStopPolling(
+            render_to_string("executions/_payload.html", context, request)
+        )
+    return render(request, "executions/_payload.html", context)
+
+
+def _poll_since(request: HttpRequest) -> float | None:
+    """When the polled fetch was asked for (epoch seconds), or None for a first view."""
+    try:
+        value = float(request.GET.get("poll", ""))
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None
 
 
 def _tree_fragment(request: HttpRequest, body: Any, urls: jsontree.TreeUrls) -> Any:
@@ -548,8 +611,9 @@ def payload_download(
             return HttpResponse(
                 "No value at this path.", status=404, content_type="text/plain; charset=utf-8"
             )
-    text = json.dumps(value, ensure_ascii=False, indent=None if payload.size > 1_000_000 else 2)
-    response = HttpResponse(text, content_type="application/json; charset=utf-8")
+    # Big: written compact, and streamed. A value at a path is weighed decoded (~4 x JSON).
+    big = jsonio.sizeof(value) > 4 * STREAM_BYTES if path else payload.size > STREAM_BYTES
+    response = _json_file(value, indent=not big, stream=big)
     name = _filename(str(execution_id)[:8], node_id, kind)
     response["Content-Disposition"] = f'attachment; filename="{name}"'
     return response
@@ -561,9 +625,43 @@ def execution_export(request: HttpRequest, execution_id: UUID) -> HttpResponse:
     if isinstance(detail, HttpResponse):
         return detail
     document = services.execution_export(detail)
-    text = json.dumps(document, ensure_ascii=False, indent=2)
-    response = HttpResponse(text, content_type="application/json; charset=utf-8")
+    response = _json_file(document, indent=True, stream=jsonio.sizeof(document) > 4 * STREAM_BYTES)
     response["Content-Disposition"] = (
         f'attachment; filename="{_filename("execution", str(execution_id))}"'
     )
     return response
+
+
+# Downloads bigger than this (JSON bytes; decoded values weigh ~4 times more) are streamed.
+STREAM_BYTES = 1_000_000
+
+
+def _json_file(value: Any, *, indent: bool, stream: bool) -> HttpResponse:
+    """`value` as a JSON response, written by orjson: streamed in pieces when big, so its
+    text is never held whole; else one bytes object (no str copy on the way out). 422 when
+    nested too deep to write (values stored before qflowui bounded depth)."""
+    content_type = "application/json; charset=utf-8"
+    if stream:
+        return StreamingHttpResponse(_pieces(value, indent), content_type=content_type)
+    try:
+        try:
+            text = jsonio.dumps(value, indent=indent)
+        except jsonio.JsonTooDeep:
+            # A document (the export) holding values each within the bound, together deeper.
+            text = b"".join(jsonio.iter_dumps(value, indent=indent))
+        return HttpResponse(text, content_type=content_type)
+    except ValueError as exc:
+        return HttpResponse(
+            f"qflowui cannot write this value as JSON: {exc}.",
+            status=422,
+            content_type="text/plain; charset=utf-8",
+        )
+
+
+def _pieces(value: Any, indent: bool) -> Iterator[bytes]:
+    try:
+        yield from jsonio.iter_dumps(value, indent=indent)
+    except ValueError:
+        # Only a value stored before qflowui bounded depth can get here; the file ends
+        # without its closing brackets, so nobody takes it for a complete document.
+        logger.exception("a JSON download could not be written to the end")

@@ -10,6 +10,11 @@ shown decoded, with the raw text one click away.
 Every piece of payload text reaches the HTML through `format_html` (escaped); the tree is
 built in Python rather than with a recursive template include because a template costs
 ~50 µs per node and we must stay inside the first-view budget for 10 MB payloads.
+
+Depth: one response renders at most `MAX_LEVELS` levels below where it starts (deeper
+containers are links fetched on demand), so the renderer's recursion is bounded by that
+constant, never by the payload's depth; searches walk with an explicit stack; JSON held in
+strings is read with `jsonio` (nested deeper than jsonio.MAX_DEPTH, it stays a string).
 """
 
 from __future__ import annotations
@@ -25,11 +30,14 @@ from django.template.defaultfilters import filesizeformat
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
+from qflowui.core import jsonio
+
 MAX_CHILDREN = 100  # children rendered per container and per "show more"
 NODE_BUDGET = 1500  # nodes rendered in one response
 STRING_PREVIEW = 300  # characters of a string shown before "show all"
 RAW_PREVIEW = 2000  # characters of a JSON-in-a-string shown in its "raw" box
-INLINE_LIMIT = 64 * 1024  # payloads up to this size carry every level in the first view
+INLINE_LIMIT = 64 * 1024  # payloads up to this size carry every level in the first view...
+MAX_LEVELS = 24  # ...down to this many levels: deeper ones are fetched on demand
 LARGE_LIMIT = 1024 * 1024  # above this, the first view opens two levels on a tight budget
 SEARCH_LIMIT = 200  # matches listed by a search
 TABLE_COLUMNS = 12
@@ -67,8 +75,8 @@ def decoded(value: Any) -> Any:
     if head not in ("{", "["):
         return None
     try:
-        inner = json.loads(value)
-    except ValueError:
+        inner = jsonio.loads(value)
+    except ValueError:  # not JSON, or nested too deep (JsonTooDeep): shown as the string it is
         return None
     return inner if isinstance(inner, dict | list) else None
 
@@ -298,7 +306,7 @@ def _node(
             text[:RAW_PREVIEW],
             cut,
         )
-    if is_open or not ctx.lazy:
+    if is_open or (not ctx.lazy and depth < MAX_LEVELS):
         body = _children(inner, tokens, 0, depth + 1, ctx)
     else:
         url = ctx.urls.at(tokens)

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from qflowui.executions import detail, views
+from qflowui.executions import detail, texts, views
 
 app_name = "executions"
 
@@ -13,6 +13,13 @@ urlpatterns = [
     path("<uuid:execution_id>/", detail.execution_detail, name="detail"),
     path("<uuid:execution_id>/export.json", detail.execution_export, name="export"),
     path("<uuid:execution_id>/steps/<str:node_id>/", detail.step_panel, name="step"),
+    # Upstream texts shown cut to 10 KB, whole (qflowui/executions/texts.py).
+    path("<uuid:execution_id>/steps/<str:node_id>/error.txt", texts.step_error, name="step_error"),
+    path(
+        "<uuid:execution_id>/texts/<str:field>/<int:index>.txt",
+        texts.execution_text,
+        name="text",
+    ),
     path(
         "<uuid:execution_id>/steps/<str:node_id>/input/tree",
         detail.payload_tree,

@@ -22,15 +22,18 @@ from django.views.decorators.http import require_GET, require_POST
 
 from qflowui.executions.forms import RANGES, ExecutionFilterForm, Filters
 from qflowui.executions.listing import (
+    Freshness,
     Listing,
     execution_listing,
     sync_freshness,
     workflow_choices,
 )
 from qflowui.executions.provenance import StartedBy, started_by
+from qflowui.executions.templatetags.qflow_format import clock
 from qflowui.mirror import status as st
 from qflowui.mirror import tasks as mirror_tasks
-from qflowui.mirror.models import Execution
+from qflowui.mirror.models import Execution, SyncRun
+from qflowui.mirror.sync import upstream_wait_until
 
 logger = logging.getLogger(__name__)
 
@@ -48,9 +51,11 @@ def execution_list(request: HttpRequest) -> HttpResponse:
     # A paged view keeps the moment of its first page: the same window, the same rows.
     now = filters.asof or timezone.now()
     listing = execution_listing(filters, now=now, tz=timezone.get_current_timezone())
+    freshness = sync_freshness()
     context = {
         **_page_context(form, filters, listing, now),
-        "freshness": sync_freshness(),
+        "freshness": freshness,
+        "sync_state": _sync_state(freshness),
         "next_url": request.get_full_path(),
         "poll_url": request.get_full_path(),
     }
@@ -65,19 +70,55 @@ def execution_list(request: HttpRequest) -> HttpResponse:
     return response
 
 
+@dataclass
+class SyncState:
+    """What the header says about the sync beyond "synced 40 s ago"."""
+
+    partial: SyncRun | None  # the last pass, when it was cut short
+    skipped: int  # malformed records the last pass left out
+    wait_until: datetime | None  # QFlow asked us (409/429) to make no call before this
+
+
+def _sync_state(freshness: Freshness) -> SyncState:
+    """From the passes the freshness line already read: no query of its own."""
+    last = freshness.last
+    if last is None:
+        return SyncState(partial=None, skipped=0, wait_until=None)
+    until = last.rate_limited_until
+    return SyncState(
+        partial=last if last.partial else None,
+        skipped=last.records_skipped if last.ok else 0,  # a partial summary says it already
+        wait_until=until if until and until > timezone.now() else None,
+    )
+
+
 @require_POST
 def sync_now(request: HttpRequest) -> HttpResponse:
-    """Queue one sync pass. A broker that is down gets a message, never an error page."""
-    try:
-        mirror_tasks.sync.delay()
-    except Exception:  # kombu, Celery and socket errors all mean "not queued"
-        logger.warning("could not queue a sync pass: broker unreachable", exc_info=True)
-        ok, text = False, "Sync not queued: the task broker is unreachable. Try again shortly."
+    """Queue one sync pass. A broker that is down gets a message, never an error page.
+
+    While QFlow's last 409/429 wait lasts nothing is queued: the pass would make no call.
+    """
+    wait_until = upstream_wait_until()
+    if wait_until is not None:
+        ok = False
+        text = f"Not queued: QFlow asked us to wait until {clock(wait_until)}; no call before then."
     else:
-        ok, text = True, "Sync queued: new executions appear when the pass finishes."
+        try:
+            mirror_tasks.sync.delay()
+        except Exception:  # kombu, Celery and socket errors all mean "not queued"
+            logger.warning("could not queue a sync pass: broker unreachable", exc_info=True)
+            ok, text = False, "Sync not queued: the task broker is unreachable. Try again shortly."
+        else:
+            ok, text = True, "Sync queued: new executions appear when the pass finishes."
     next_url = _safe_next(request, request.POST.get("next", ""))
     if request.htmx:
-        context = {"sync_message": text, "sync_ok": ok, "next_url": next_url}
+        context = {
+            # While QFlow's wait lasts the button itself says until when.
+            "sync_message": None if wait_until else text,
+            "sync_ok": ok,
+            "next_url": next_url,
+            "sync_state": SyncState(partial=None, skipped=0, wait_until=wait_until),
+        }
         return render(request, TEMPLATE + "#sync", context)
     (messages.success if ok else messages.error)(request, text)
     return HttpResponseRedirect(next_url)

@@ -31,10 +31,27 @@ class Workflow(models.Model):
     raw = models.JSONField(default=dict, blank=True)
     first_seen_at = models.DateTimeField(auto_now_add=True)
     last_synced_at = models.DateTimeField(null=True, blank=True, db_index=True)
-    # A full pass over the API window has completed once: later passes may stop early.
+    # A walk over the API window has completed once.
     backfilled = models.BooleanField(default=False)
-    # Single-flight: a sync claims the workflow until this time.
+    # Single flight: a pass claims the workflow with a short lease (QFLOW_SYNC_LEASE_SECONDS)
+    # that it renews before every page, so a killed worker's claim ends within a lease.
     sync_claimed_until = models.DateTimeField(null=True, blank=True)
+    sync_claimed_by = models.CharField(max_length=40, blank=True)
+    # Round robin: passes visit the workflows least recently visited first.
+    last_visited_at = models.DateTimeField(null=True, blank=True)
+    # The mirror holds every execution QFlow lists for this workflow created up to here (in
+    # QFlow's 30-day window): the last walk that read all its pages, or whose count matched
+    # QFlow's `total`, ended at this time. None: never complete yet.
+    synced_through = models.DateTimeField(null=True, blank=True)
+    # The walk in progress, newest first over [window start, walk_to]: the next page to read
+    # (0: no walk in progress), records skipped so far, and how often it was started over.
+    walk_to = models.DateTimeField(null=True, blank=True)
+    walk_page = models.PositiveIntegerField(default=0)
+    walk_skipped = models.PositiveIntegerField(default=0)
+    walk_relists = models.PositiveSmallIntegerField(default=0)
+    # Records QFlow lists (and counts in `total`) that the mirror cannot hold (malformed):
+    # a walk is complete when the mirror's count plus these reaches QFlow's total.
+    unreadable = models.PositiveIntegerField(default=0)
 
     class Meta:
         ordering = ["name"]
@@ -70,6 +87,9 @@ class Execution(models.Model):
     last_synced_at = models.DateTimeField()
     # Set once the steps of a terminal execution are cached (they never change again).
     steps_synced_at = models.DateTimeField(null=True, blank=True)
+    # QFlow answered 404 for it (past its 30 days): the sync no longer asks. Cleared when
+    # QFlow returns it again.
+    gone_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-started_at", "-id"]
@@ -90,6 +110,9 @@ class Execution(models.Model):
             models.Index(fields=["is_terminal"], name="exec_terminal"),
             # The list's cache asks for the mirror's latest write.
             models.Index(fields=["-last_synced_at"], name="exec_synced"),
+            # The sync counts a workflow's executions in QFlow's window (by createdAt, as
+            # QFlow filters) to compare with QFlow's `total`.
+            models.Index(fields=["workflow", "created_at"], name="exec_wf_created"),
         ]
 
     def __str__(self) -> str:
@@ -144,7 +167,17 @@ class StepPayload(models.Model):
 
 
 class SyncRun(models.Model):
-    """One sync pass: what it did, how many calls it cost, and how it ended."""
+    """One sync pass: what it did, how many calls it cost, and how it ended.
+
+    Its status is one of three: ``ok`` (every workflow in scope was brought up to date),
+    ``partial`` (some were, the budget, a rate limit or errors stopped the rest) and
+    ``failed`` (none was). ``summary`` says it in words, e.g. "partial: 11 of 16 workflows,
+    QFlow asked us to wait 600 s".
+    """
+
+    OK = "ok"
+    PARTIAL = "partial"
+    FAILED = "failed"
 
     started_at = models.DateTimeField(db_index=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -152,10 +185,19 @@ class SyncRun(models.Model):
     workflows_seen = models.IntegerField(default=0)
     executions_new = models.IntegerField(default=0)
     executions_updated = models.IntegerField(default=0)
+    # True only for a complete pass: never for a partial one.
     ok = models.BooleanField(default=False)
+    partial = models.BooleanField(default=False)
     upstream_down = models.BooleanField(default=False)
     error = models.TextField(blank=True)
     note = models.CharField(max_length=300, blank=True)
+    summary = models.CharField(max_length=300, blank=True)
+    workflows_total = models.IntegerField(default=0)  # in the pass's scope
+    workflows_synced = models.IntegerField(default=0)  # brought up to date by the pass
+    records_skipped = models.IntegerField(default=0)  # malformed records left out
+    executions_gone = models.IntegerField(default=0)  # found purged from QFlow (404)
+    # QFlow answered 409/429 asking to wait: no pass and no "Sync now" calls it before this.
+    rate_limited_until = models.DateTimeField(null=True, blank=True, db_index=True)
     # The rate limit QFlow advertised during the pass (X-RateLimit-Limit / -Window-Sec).
     rate_limit = models.IntegerField(null=True, blank=True)
     rate_window_sec = models.IntegerField(null=True, blank=True)
@@ -164,4 +206,10 @@ class SyncRun(models.Model):
         ordering = ["-started_at"]
 
     def __str__(self) -> str:
-        return f"sync {self.started_at:%Y-%m-%d %H:%M:%S} ok={self.ok}"
+        return f"sync {self.started_at:%Y-%m-%d %H:%M:%S} {self.status}"
+
+    @property
+    def status(self) -> str:
+        if self.ok:
+            return self.OK
+        return self.PARTIAL if self.partial else self.FAILED

@@ -1,55 +1,220 @@
-"""Fill the mirror from QFlow: workflows, then each workflow's executions, newest first.
+"""Fill the mirror from QFlow: complete, fair under the rate limit, and honest about it.
 
-Incremental: once a workflow has been backfilled over the API's 30-day window, a pass stops
-paging at the first page that holds a known, unchanged, terminal execution, and revisits the
-executions it still holds as not terminal. Rows are upserted, never deleted. A pass stays
-under 80% of the rate-limit budget QFlow advertises and records what it did in `SyncRun`.
+A pass lists the workflows, then visits them in three phases:
+
+1. **hot**: workflows with an execution still running, or one started within
+   QFLOW_SYNC_HOT_SECONDS, least recently visited first, up to HOT_PAGES pages each, their
+   unfinished executions revisited; this phase may use at most half of what is left of the
+   pass's budget after the workflow list;
+2. **round robin**: every other workflow, least recently visited first, one page each. Each
+   visit moves the workflow to the back of the queue, so the next pass goes on where this
+   one stopped;
+3. **leftovers**, with what budget remains: unfinished walks to their end, revisits, and
+   definitions the workflow list did not carry.
+
+**No gaps.** A workflow's executions are read in a *walk*: newest first over [QFlow's
+30-day window start, ``walk_to``], ``walk_to`` fixed when the walk starts so that new
+executions do not shift the pages. The cursor (``walk_page``) is stored after every page,
+so a walk cut short (budget, error, killed worker) resumes there in a later pass. A walk
+is complete when every page was read, or earlier when the mirror's count for the window
+plus the records it could not read reaches QFlow's ``total``: with nothing new, one call.
+Only then does ``synced_through`` (the watermark) advance. A gap anywhere in the window, a
+lost page or rows that moved while we paged, shows as a count below ``total`` and the walk
+goes on, down the pages, until it is filled; when every page was read and the count still
+falls short the window is listed once more (MAX_RELISTS) before the shortfall is accepted
+and logged. Rows are upserted on the execution id, never duplicated, never deleted.
+
+**Fairness bound.** Let N be the workflows, B the calls a pass may make (``Budget``), L the
+workflow-list calls (ceil(N / 100); none when B < L + N and a list was read in the last 10
+minutes) and H the calls the hot phase used, at most floor((B - L) / 2). A round-robin
+visit costs one call, so a pass visits at least B - L - H workflows that are not hot, least
+recently visited first: every workflow is visited at least once every ceil(N / (B - L - H))
+passes, ceil(N / ceil((B - L) / 2)) at worst; a hot one, every pass while the hot share
+lasts. A workflow's first visit reads its newest executions.
+
+**Honest status.** The pass's SyncRun is ``ok`` only when every workflow in scope was
+brought up to date; else ``partial`` (some were) or ``failed`` (none, because of an error),
+with a summary in words ("partial: 11 of 16 workflows, QFlow asked us to wait 600 s, 2
+records skipped"). A 409/429 asking to wait is stored (``rate_limited_until``): no pass and
+no "Sync now" calls QFlow before it ends.
+
+**Crash safety.** A pass claims a workflow with a lease of QFLOW_SYNC_LEASE_SECONDS,
+renewed before every page: a killed worker's claim ends within one lease.
+
+**Hostile data.** A malformed record in a list is skipped with a warning and counted; the
+pass goes on. An unfinished execution QFlow answers 404 for is marked ``gone_at`` and never
+asked about again (until QFlow lists it again).
 """
 
 from __future__ import annotations
 
-import functools
+import hashlib
+import json
 import logging
+import math
+import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
-from django.db import transaction
-from django.db.models import Q, Sum
+from django.conf import settings
+from django.db.models import Max, Q, Sum
 from django.utils import timezone
 
-from qflowui.core.masking import mask, mask_free_text, mask_text, mask_variable_strings
-from qflowui.mirror import status as st
-from qflowui.mirror.models import Execution, Step, SyncRun, Workflow
+from qflowui.core.masking import mask_text
+from qflowui.mirror.models import Execution, SyncRun, Workflow
+from qflowui.mirror.records import (  # noqa: F401 - re-exported: pages and runs import them here
+    UPDATABLE_FIELDS,
+    clip_to_model,
+    execution_fields,
+    execution_problem,
+    step_fields,
+    upsert_listed,
+    upsert_steps,
+    workflow_apply,
+    workflow_problem,
+)
 from qflowui.qflow import QflowClient, client_from_settings
 from qflowui.qflow import types as qt
-from qflowui.qflow.errors import QflowError, QflowNotFound, QflowRateLimited, QflowUnavailable
+from qflowui.qflow.errors import (
+    QflowAuthError,
+    QflowBadResponse,
+    QflowConfigError,
+    QflowError,
+    QflowForbidden,
+    QflowNotFound,
+    QflowRateLimited,
+    QflowUnavailable,
+)
+from qflowui.qflow.parse import skipping_bad_items
+from qflowui.qflow.query import window_start
 
 logger = logging.getLogger(__name__)
 
-API_WINDOW = timedelta(days=30)
 PAGE_SIZE = 100
 BUDGET_SHARE = 0.8  # never use more than this share of the advertised rate limit
-CLAIM_FOR = timedelta(minutes=10)
+HOT_SHARE = 0.5  # the hot phase's share of what a pass may spend after the workflow list
+HOT_PAGES = 3  # pages a hot visit may read; a round-robin visit reads one
+# Pages one leftover visit may read: bounds a pass even when QFlow advertises no rate limit
+# (or sends a `total` that never ends); the walk goes on in the next pass.
+LEFTOVER_PAGES = 100
+MAX_RELISTS = 1  # a walk that read every page yet counts short is started over this often
+MAX_FAILED_IN_A_ROW = 3  # workflows failing with 5xx one after the other: QFlow is down
+# The sync waits this long at most for a 409/429 inside one call; longer waits end the pass
+# and are remembered, so a worker never sleeps through its own claims' leases.
+MAX_INLINE_RATE_WAIT = 30.0
+UNKNOWN_WAIT = timedelta(seconds=60)  # a 409/429 without X-RateLimit-ToWait-Sec
+# With a budget too small to visit every workflow in a pass, the workflow list is read
+# this often rather than every pass.
+WORKFLOW_LIST_EVERY = timedelta(minutes=10)
+# Start this far inside QFlow's window, so the client never has to move our startAt (the
+# mirror counts exactly the window QFlow was asked about).
+WINDOW_MARGIN = timedelta(seconds=5)
+
+
+def lease() -> timedelta:
+    return timedelta(seconds=int(getattr(settings, "QFLOW_SYNC_LEASE_SECONDS", 60)))
+
+
+def hot_for() -> timedelta:
+    return timedelta(seconds=int(getattr(settings, "QFLOW_SYNC_HOT_SECONDS", 3600)))
 
 
 class BudgetExhausted(Exception):
     """The pass has used the share of the rate limit it may use; it resumes next time."""
 
 
+class PhaseDone(Exception):
+    """The hot phase has used its share of the pass's budget."""
+
+
+class ClaimLost(Exception):
+    """Our lease on a workflow ran out and another pass took it over."""
+
+
+class PassStopped(Exception):
+    """Something that ends the whole pass (QFlow down, a rate limit, refused credentials)."""
+
+    def __init__(
+        self,
+        reason: str,
+        error: str,
+        *,
+        upstream_down: bool = False,
+        wait_until: datetime | None = None,
+    ) -> None:
+        super().__init__(reason)
+        self.reason = reason  # short, for the summary
+        self.error = error  # longer, for SyncRun.error
+        self.upstream_down = upstream_down
+        self.wait_until = wait_until
+
+
+def _ms(moment: datetime) -> datetime:
+    """Cut to whole milliseconds: what QFlow's dates carry and what the client sends."""
+    return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
+
+
+def window_floor(now: datetime) -> datetime:
+    """The startAt the sync sends: just inside QFlow's 30-day window."""
+    return _ms(window_start(now) + WINDOW_MARGIN)
+
+
+# --- the budget -----------------------------------------------------------------------
+
+
 @dataclass
 class Budget:
-    """How many more upstream calls this pass may make."""
+    """How many upstream calls this pass may make.
+
+    At most BUDGET_SHARE of the advertised limit over its window, counting the calls of the
+    passes before this one in that window, and paced: one pass may make no more than its
+    share of the window spread over the sync interval (but never less than the workflow
+    list and two visits), so a first pass does not spend an hour's budget in one go.
+    """
 
     client: QflowClient
-    allowed: int | None  # None: no limit advertised yet
-    start_calls: int = 0
+    start_calls: int
+    min_pass: int
+    interval: float
+    history: tuple[int, int] | None  # (limit, window seconds) the last passes recorded
+    since: datetime
+    phase_cap: int | None = None
+    _used_before: dict[int, int] = field(default_factory=dict)
 
     def used(self) -> int:
         return self.client.calls - self.start_calls
 
+    def limits(self) -> tuple[int, int] | None:
+        info = self.client.rate_limit
+        if info and info.limit and info.window_sec:
+            return info.limit, info.window_sec
+        return self.history
+
+    def allowed(self) -> int | None:
+        limits = self.limits()
+        if limits is None:
+            return None
+        limit, window = limits
+        share = int(limit * BUDGET_SHARE)
+        if window not in self._used_before:
+            since = self.since - timedelta(seconds=window)
+            used = SyncRun.objects.filter(started_at__gte=since, started_at__lt=self.since)
+            self._used_before[window] = used.aggregate(n=Sum("api_calls"))["n"] or 0
+        left = share - self._used_before[window]
+        pace = max(math.ceil(share * self.interval / window), self.min_pass)
+        return min(left, pace)
+
     def check(self, need: int = 1) -> None:
-        if self.allowed is not None and self.used() + need > self.allowed:
-            raise BudgetExhausted(f"rate-limit budget reached after {self.used()} calls")
+        allowed = self.allowed()
+        if allowed is not None and self.used() + need > allowed:
+            limit, window = self.limits() or (0, 0)
+            raise BudgetExhausted(
+                f"rate budget used: {self.used()} calls this pass, "
+                f"within {BUDGET_SHARE:.0%} of QFlow's {limit} per {window} s"
+            )
+        if self.phase_cap is not None and self.used() + need > self.phase_cap:
+            raise PhaseDone
         info = self.client.rate_limit
         if (
             info
@@ -58,353 +223,610 @@ class Budget:
             and info.remaining - need < info.limit * (1 - BUDGET_SHARE)
         ):
             raise BudgetExhausted(
-                f"QFlow reports {info.remaining} of {info.limit} calls left in its window"
+                f"rate budget used: QFlow reports {info.remaining} of {info.limit} calls left"
             )
 
 
+# --- one pass -------------------------------------------------------------------------
+
+
 @dataclass
-class PassCounts:
-    workflows: int = 0
+class Pass:
+    run: SyncRun
+    client: QflowClient
+    budget: Budget
+    started: datetime
+    token: str = field(default_factory=lambda: uuid.uuid4().hex)
     new: int = 0
     updated: int = 0
+    gone: int = 0
+    listed: int = 0
+    scope: list[Workflow] = field(default_factory=list)
+    scoped: bool = False  # the scope is known (the workflow list was read, or given up on)
+    visited: set = field(default_factory=set)
+    synced: set = field(default_factory=set)
+    held: set = field(default_factory=set)
+    failed: dict = field(default_factory=dict)  # workflow id -> short reason
+    skipped: set = field(default_factory=set)  # fingerprints of records left out
+    needs_definition: list[Workflow] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    failed_in_a_row: int = 0
+
+    def check_wait(self) -> None:
+        """Stop when another pass has learnt that QFlow wants us to wait."""
+        until = upstream_wait_until()
+        if until is not None:
+            raise PassStopped(
+                f"QFlow asked us to wait until {until:%H:%M:%S} UTC",
+                f"QFlow asked us to wait until {until:%Y-%m-%d %H:%M:%S} UTC",
+                wait_until=until,
+            )
+
+    def fail(self, workflow: Workflow, exc: QflowError) -> None:
+        self.failed[workflow.pk] = str(exc)
+        self.notes.append(f"{workflow.name or workflow.pk}: {exc}")
+        logger.warning("sync: workflow %s failed: %s", workflow.pk, mask_text(str(exc)))
+
+
+class _Skips:
+    """Collects the records of one list call that are left out, logging each once."""
+
+    def __init__(self, sync: Pass, what: str) -> None:
+        self.sync = sync
+        self.what = what
+        self.count = 0
+
+    def __call__(self, index: int, raw: Any, error: QflowBadResponse) -> None:
+        self.refuse(raw, str(error), index=index)
+
+    def refuse(self, raw: Any, reason: str, *, index: int | None = None) -> None:
+        self.count += 1
+        self.sync.skipped.add(_fingerprint(raw))
+        where = f" (item {index + 1})" if index is not None else ""
+        logger.warning("sync: skipped a malformed record in %s%s: %s", self.what, where, reason)
+
+
+def _fingerprint(raw: Any) -> str:
+    text = json.dumps(raw, sort_keys=True, default=str) if not isinstance(raw, str) else raw
+    return hashlib.sha256(text.encode("utf-8", "replace")).hexdigest()[:16]
 
 
 def mirror_sync(
     *, client: QflowClient | None = None, workflow_ids: list[str] | None = None
 ) -> SyncRun:
-    """Run one sync pass and return its record."""
+    """Run one sync pass and return its record.
+
+    While QFlow's last 409/429 wait lasts, no pass runs: the record returned is not saved
+    (``skipped`` is True) and no call is made.
+    """
     now = timezone.now()
+    until = upstream_wait_until(now)
+    if until is not None:
+        run = SyncRun(
+            started_at=now,
+            finished_at=now,
+            rate_limited_until=until,
+            summary=f"skipped: QFlow asked us to wait until {until:%H:%M:%S} UTC; no call made",
+        )
+        run.skipped = True  # type: ignore[attr-defined]
+        logger.info("sync: %s", run.summary)
+        return run
     run = SyncRun.objects.create(started_at=now)
-    client = client or client_from_settings()
-    budget = Budget(client=client, allowed=_allowed_calls(now), start_calls=client.calls)
-    counts = PassCounts()
+    run.skipped = False  # type: ignore[attr-defined]
+    client = client or client_from_settings(max_rate_wait=MAX_INLINE_RATE_WAIT)
+    known = Workflow.objects.count()
+    budget = Budget(
+        client=client,
+        start_calls=client.calls,
+        min_pass=math.ceil(max(1, known) / PAGE_SIZE) + 2,
+        interval=float(getattr(settings, "QFLOW_SYNC_INTERVAL_SECONDS", 60)),
+        history=_recorded_limits(),
+        since=now,
+    )
+    sync = Pass(run=run, client=client, budget=budget, started=now)
+    stop: PassStopped | None = None
+    exhausted: str | None = None
     try:
-        if budget.allowed is not None and budget.allowed <= 0:
-            raise BudgetExhausted("rate-limit budget used up for this window; waiting")
-        workflows = _sync_workflows(client, budget, counts, now)
-        for workflow in workflows:
-            if workflow_ids and str(workflow.id) not in workflow_ids:
-                continue
-            if not _claim(workflow, now):
-                counts.notes.append(f"{workflow.name or workflow.id}: another sync holds it")
-                continue
-            try:
-                _sync_executions(client, budget, counts, workflow, now)
-            finally:
-                Workflow.objects.filter(pk=workflow.pk).update(sync_claimed_until=None)
-        run.ok = True
+        _scope(sync, workflow_ids)
+        _phases(sync)
     except BudgetExhausted as exc:
-        run.ok = True
-        counts.notes.append(str(exc))
-    except QflowRateLimited as exc:
-        run.error = f"QFlow asked us to wait {exc.wait_seconds or '?'} s: {exc}"
-    except QflowUnavailable as exc:
-        run.upstream_down = True
-        run.error = f"QFlow unreachable: {exc}"
-    except QflowError as exc:
-        run.error = f"QFlow error: {exc}"
+        exhausted = str(exc)
+    except PassStopped as exc:
+        stop = exc
+    except Exception as exc:
+        stop = PassStopped("internal error", f"sync error: {type(exc).__name__}")
+        raise
     finally:
-        run.finished_at = timezone.now()
-        run.api_calls = client.calls - budget.start_calls
-        run.workflows_seen = counts.workflows
-        run.executions_new = counts.new
-        run.executions_updated = counts.updated
-        run.note = "; ".join(counts.notes)[:300]
-        info = client.rate_limit
-        if info is not None:
-            run.rate_limit = info.limit
-            run.rate_window_sec = info.window_sec
-        run.save()
-    if run.error:
-        logger.warning("sync pass failed: %s", mask_text(run.error))
+        _finish(sync, stop, exhausted)
     return run
 
 
-def _allowed_calls(now: datetime) -> int | None:
-    """Calls this pass may make: 80% of the advertised limit minus what recent passes used."""
+def upstream_wait_until(now: datetime | None = None) -> datetime | None:
+    """Until when QFlow asked us (409/429) to make no call, or None."""
+    now = now or timezone.now()
+    return SyncRun.objects.filter(rate_limited_until__gt=now).aggregate(
+        until=Max("rate_limited_until")
+    )["until"]
+
+
+def _recorded_limits() -> tuple[int, int] | None:
     last = SyncRun.objects.exclude(rate_limit=None).order_by("-started_at").first()
     if last is None or not last.rate_limit or not last.rate_window_sec:
         return None
-    since = now - timedelta(seconds=last.rate_window_sec)
-    used = SyncRun.objects.filter(started_at__gte=since).aggregate(n=Sum("api_calls"))["n"] or 0
-    return int(last.rate_limit * BUDGET_SHARE) - used
+    return last.rate_limit, last.rate_window_sec
 
 
-def _claim(workflow: Workflow, now: datetime) -> bool:
-    """Single flight: only one pass syncs a workflow at a time (works across processes)."""
+def _stop_for(exc: QflowError) -> PassStopped:
+    if isinstance(exc, QflowRateLimited):
+        wait = timedelta(seconds=exc.wait_seconds) if exc.wait_seconds else UNKNOWN_WAIT
+        shown = f"{exc.wait_seconds:.0f}" if exc.wait_seconds else "?"
+        return PassStopped(
+            f"QFlow asked us to wait {shown} s",
+            f"QFlow asked us to wait {shown} s: {exc}",
+            wait_until=timezone.now() + wait,
+        )
+    if isinstance(exc, QflowUnavailable):
+        return PassStopped("QFlow unreachable", f"QFlow unreachable: {exc}", upstream_down=True)
+    return PassStopped(str(exc), f"QFlow error: {exc}")
+
+
+# --- scope: the workflows -------------------------------------------------------------
+
+
+def _scope(sync: Pass, workflow_ids: list[str] | None) -> None:
+    """List the workflows (new ones appear, names change) and pick the scope.
+
+    Every pass lists them, except when the budget is too small to visit every workflow in
+    one pass and a list was read less than WORKFLOW_LIST_EVERY ago: then the calls go to
+    visits (with 1,000 workflows the list is 10 calls).
+    """
+    wanted = {str(w).lower() for w in workflow_ids or ()}
+
+    def pick(workflows: list[Workflow]) -> list[Workflow]:
+        return [wf for wf in workflows if str(wf.pk) in wanted] if wanted else workflows
+
+    known = list(Workflow.objects.all())
+    # Until the list is read, the scope is what the mirror knows (for an honest count).
+    sync.scope = pick(known)
+    last_list = _last_list()
+    if last_list is not None and _list_can_wait(sync, len(known), last_list):
+        listed_then = [wf for wf in known if wf.last_synced_at and wf.last_synced_at >= last_list]
+        sync.scope = pick(listed_then)
+        sync.scoped = True
+        return
+    listed: list[Workflow] | None = None
+    try:
+        listed = _list_workflows(sync)
+    except (QflowRateLimited, QflowUnavailable, QflowAuthError, QflowForbidden) as exc:
+        raise _stop_for(exc) from None
+    except QflowConfigError as exc:
+        raise PassStopped(str(exc), f"QFlow error: {exc}") from None
+    except QflowError as exc:
+        # A workflow list we cannot read: go on with the workflows the mirror knows.
+        sync.notes.append(f"workflow list: {exc}")
+        logger.warning("sync: workflow list unreadable: %s", mask_text(str(exc)))
+    if listed is not None:
+        sync.scope = pick(listed)
+    sync.scoped = True
+
+
+def _last_list() -> datetime | None:
+    """When the last pass that read the workflow list started."""
+    done = SyncRun.objects.filter(workflows_seen__gt=0, finished_at__isnull=False)
+    return done.order_by("-started_at").values_list("started_at", flat=True).first()
+
+
+def _list_can_wait(sync: Pass, known: int, last_list: datetime) -> bool:
+    if sync.started - last_list >= WORKFLOW_LIST_EVERY:
+        return False
+    allowed = sync.budget.allowed()
+    return allowed is not None and allowed < math.ceil(max(1, known) / PAGE_SIZE) + known
+
+
+_LISTED_FIELDS = [
+    "name",
+    "description",
+    "category",
+    "cloud",
+    "cloud_providers",
+    "deployed",
+    "revision",
+    "definition",
+    "tags",
+    "created_at",
+    "updated_at",
+    "raw",
+    "last_synced_at",
+]
+
+
+def _list_workflows(sync: Pass) -> list[Workflow]:
+    now = timezone.now()
+    skips = _Skips(sync, "the workflow list")
+    listed: dict[str, Workflow] = {}
+    page_number = seen = 0
+    while True:
+        page_number += 1
+        sync.budget.check()
+        before = skips.count
+        with skipping_bad_items(skips):
+            page = sync.client.list_workflows(page_number=page_number, page_size=PAGE_SIZE)
+        for item in page.items:
+            problem = workflow_problem(item)
+            if problem:
+                skips.refuse(item.raw, problem)
+                continue
+            workflow, created = Workflow.objects.get_or_create(pk=item.id)
+            workflow_apply(workflow, item)
+            if item.definition is None and (
+                not workflow.definition or workflow.revision != item.revision
+            ):
+                sync.needs_definition.append(workflow)
+            workflow.last_synced_at = now
+            # Only the listed fields: a concurrent pass may be moving this workflow's cursor.
+            workflow.save(update_fields=None if created else _LISTED_FIELDS)
+            listed[str(workflow.pk)] = workflow
+        read = len(page.items) + skips.count - before
+        seen += read
+        if not read or seen >= page.total:
+            break
+    sync.listed = len(listed)
+    return list(listed.values())
+
+
+# --- the phases -----------------------------------------------------------------------
+
+
+def _phases(sync: Pass) -> None:
+    scope = sorted(
+        sync.scope,
+        key=lambda wf: (wf.last_visited_at is not None, wf.last_visited_at, wf.name, str(wf.pk)),
+    )
+    hot_ids = _hot_ids([wf.pk for wf in scope], sync.started)
+    hot = [wf for wf in scope if wf.pk in hot_ids]
+
+    allowed = sync.budget.allowed()
+    if allowed is not None:
+        used = sync.budget.used()
+        sync.budget.phase_cap = used + int((allowed - used) * HOT_SHARE)
+    try:
+        _visit_each(sync, hot, max_pages=HOT_PAGES, head_peek=True, revisit=True)
+    except PhaseDone:
+        pass
+    finally:
+        sync.budget.phase_cap = None
+
+    cold = [wf for wf in scope if wf.pk not in sync.visited]
+    _visit_each(sync, cold, max_pages=1, head_peek=False, revisit=False)
+
+    rest = [
+        wf
+        for wf in scope
+        if wf.pk not in sync.synced and wf.pk not in sync.held and wf.pk not in sync.failed
+    ]
+    rest.sort(key=lambda wf: wf.pk not in sync.visited)  # walks under way first
+    _visit_each(sync, rest, max_pages=LEFTOVER_PAGES, head_peek=False, revisit=True)
+    _fetch_definitions(sync)
+
+
+def _hot_ids(workflow_ids: list, now: datetime) -> set:
+    active = Q(is_terminal=False, gone_at__isnull=True) | Q(started_at__gte=now - hot_for())
+    return set(
+        Execution.objects.filter(active, workflow_id__in=workflow_ids)
+        .values_list("workflow_id", flat=True)
+        .distinct()
+    )
+
+
+def _visit_each(sync: Pass, workflows: list[Workflow], **how: Any) -> None:
+    for workflow in workflows:
+        try:
+            _visit(sync, workflow, **how)
+            sync.failed_in_a_row = 0
+        except ClaimLost:
+            sync.held.add(workflow.pk)
+            sync.notes.append(f"{workflow.name or workflow.pk}: taken over by another sync")
+        except (QflowRateLimited, QflowAuthError, QflowForbidden, QflowConfigError) as exc:
+            raise _stop_for(exc) from None
+        except QflowUnavailable as exc:
+            if exc.status_code is None:  # no answer at all: QFlow is down, not this workflow
+                raise _stop_for(exc) from None
+            sync.fail(workflow, exc)
+            sync.failed_in_a_row += 1
+            if sync.failed_in_a_row >= MAX_FAILED_IN_A_ROW:
+                raise _stop_for(exc) from None
+        except QflowError as exc:  # this workflow only (404, 400, a page that is not JSON)
+            sync.fail(workflow, exc)
+
+
+def _visit(
+    sync: Pass, workflow: Workflow, *, max_pages: int | None, head_peek: bool, revisit: bool
+) -> None:
+    sync.budget.check()
+    sync.check_wait()
+    if not _claim(workflow, sync.token):
+        if workflow.pk not in sync.held:
+            sync.held.add(workflow.pk)
+            sync.notes.append(f"{workflow.name or workflow.pk}: another sync holds it")
+        return
+    sync.visited.add(workflow.pk)
+    try:
+        workflow.refresh_from_db(fields=_STATE_FIELDS)
+        if not _walk(sync, workflow, max_pages=max_pages, head_peek=head_peek):
+            return
+        if revisit:
+            _revisit(sync, workflow)
+        if not _pending(sync, workflow).exists():
+            sync.synced.add(workflow.pk)
+            sync.failed.pop(workflow.pk, None)
+    finally:
+        _release(workflow, sync.token)
+
+
+# --- claims ---------------------------------------------------------------------------
+
+_STATE_FIELDS = [
+    "synced_through",
+    "walk_to",
+    "walk_page",
+    "walk_skipped",
+    "walk_relists",
+    "unreadable",
+    "backfilled",
+]
+
+
+def _claim(workflow: Workflow, token: str) -> bool:
+    """Single flight across processes: a short lease, renewed before every page."""
+    now = timezone.now()
     free = Q(sync_claimed_until__isnull=True) | Q(sync_claimed_until__lt=now)
     claimed = Workflow.objects.filter(free, pk=workflow.pk).update(
-        sync_claimed_until=now + CLAIM_FOR
+        sync_claimed_until=now + lease(), sync_claimed_by=token, last_visited_at=now
     )
     return claimed == 1
 
 
-def _sync_workflows(
-    client: QflowClient, budget: Budget, counts: PassCounts, now: datetime
-) -> list[Workflow]:
-    budget.check()
-    seen: list[Workflow] = []
-    for item in client.iter_workflows(page_size=PAGE_SIZE):
-        workflow, _ = Workflow.objects.get_or_create(pk=item.id)
-        workflow_apply(workflow, item)
-        if item.definition is None and (
-            not workflow.definition or workflow.revision != item.revision
-        ):
-            budget.check()
-            try:
-                workflow_apply(workflow, client.get_workflow(item.id))
-            except QflowNotFound:
-                counts.notes.append(f"workflow {item.id} vanished while syncing")
-        workflow.last_synced_at = now
-        workflow.save()
-        seen.append(workflow)
-    counts.workflows = len(seen)
-    return seen
+def _save(workflow: Workflow, token: str, fields: list[str] | None = None) -> None:
+    """Store the cursor (and renew the lease); ClaimLost if the claim is no longer ours."""
+    values = {name: getattr(workflow, name) for name in fields or []}
+    done = Workflow.objects.filter(pk=workflow.pk, sync_claimed_by=token).update(
+        sync_claimed_until=timezone.now() + lease(), **values
+    )
+    if done != 1:
+        raise ClaimLost(str(workflow.pk))
 
 
-def workflow_apply(workflow: Workflow, item: qt.Workflow) -> None:
-    workflow.name = mask_free_text(item.name or "") or workflow.name
-    workflow.description = mask_free_text(item.description or "") or workflow.description
-    workflow.category = mask_free_text(item.category or "") or workflow.category
-    if item.cloud_providers:
-        workflow.cloud_providers = item.cloud_providers
-        workflow.cloud = item.cloud_providers[0] if len(item.cloud_providers) == 1 else "Multi"
-    if item.deployed is not None:
-        workflow.deployed = item.deployed
-    workflow.tags = mask(list(item.tags)) if item.tags else workflow.tags
-    workflow.created_at = item.created_at or workflow.created_at
-    workflow.updated_at = item.updated_at or workflow.updated_at
-    if item.definition is not None:
-        workflow.definition = mask(item.definition.raw)
-        workflow.revision = item.revision or ""
-        if not workflow.cloud_providers:
-            workflow.cloud = _cloud_from_definition(item.definition.raw)
-    elif item.revision and not workflow.revision:
-        workflow.revision = ""  # details not fetched yet: force a fetch next time
-    raw = dict(item.raw)
-    raw.pop("definition", None)
-    workflow.raw = mask(raw)
-    for name in _char_limits(Workflow):
-        setattr(workflow, name, clip_to_model(Workflow, {name: getattr(workflow, name)})[name])
+def _release(workflow: Workflow, token: str) -> None:
+    Workflow.objects.filter(pk=workflow.pk, sync_claimed_by=token).update(
+        sync_claimed_until=None, sync_claimed_by=""
+    )
 
 
-def _cloud_from_definition(definition: dict) -> str:
-    keys = {v.get("key") for v in definition.get("variables", []) if isinstance(v, dict)}
-    for key, cloud in (
-        ("credentials_azure", "Azure"),
-        ("credentials_gcp", "GCP"),
-        ("oci_region", "OCI"),
-    ):
-        if key in keys:
-            return cloud
-    return "AWS" if "region" in keys else ""
+# --- the walk -------------------------------------------------------------------------
 
 
-def _sync_executions(
-    client: QflowClient,
-    budget: Budget,
-    counts: PassCounts,
+def _walk(sync: Pass, workflow: Workflow, *, max_pages: int | None, head_peek: bool) -> bool:
+    """Read pages of the workflow's walk; True once the walk is complete."""
+    if workflow.walk_page == 0:
+        workflow.walk_to = _ms(timezone.now())
+        workflow.walk_page, workflow.walk_skipped, workflow.walk_relists = 1, 0, 0
+        _save(workflow, sync.token, _STATE_FIELDS)
+    elif head_peek and workflow.walk_page > 1:
+        # A long walk is under way: read the newest executions meanwhile (fresh, not counted).
+        sync.budget.check()
+        _save(workflow, sync.token)
+        _list_page(sync, workflow, 1, window_floor(timezone.now()), None)
+    pages = 0
+    while max_pages is None or pages < max_pages:
+        sync.budget.check()
+        _save(workflow, sync.token)  # renew the lease before a call that may take a while
+        floor = window_floor(timezone.now())
+        page, skipped = _list_page(sync, workflow, workflow.walk_page, floor, workflow.walk_to)
+        pages += 1
+        workflow.walk_skipped += skipped
+        if _walk_step(sync, workflow, page, floor):
+            return True
+    return False
+
+
+def _walk_step(sync: Pass, workflow: Workflow, page: qt.Page, floor: datetime) -> bool:
+    """Decide after a page: complete, start over, or next page. True when complete."""
+    total = page.total
+    # A page of exactly PAGE_SIZE whose `total` says no more: QFlow may have sent no total.
+    trusted = not (len(page.items) >= PAGE_SIZE and total <= len(page.items))
+    read_all = not page.items or (trusted and workflow.walk_page * PAGE_SIZE >= total)
+    have = (
+        Execution.objects.filter(
+            workflow_id=workflow.pk,
+            created_at__gte=floor,
+            created_at__lte=workflow.walk_to,
+            gone_at__isnull=True,
+        ).count()
+        if trusted
+        else 0
+    )
+    unreadable = max(workflow.walk_skipped, workflow.unreadable)
+    matched = trusted and have + unreadable >= total
+    if not matched and read_all and trusted and workflow.walk_relists < MAX_RELISTS:
+        # Every page read, yet fewer than QFlow counts: rows moved while we paged. Again.
+        logger.info(
+            "sync: workflow %s: %s of %s executions after a full walk; listing again",
+            workflow.pk,
+            have + workflow.walk_skipped,
+            total,
+        )
+        workflow.walk_relists += 1
+        workflow.walk_to = _ms(timezone.now())
+        workflow.walk_page, workflow.walk_skipped = 1, 0
+        _save(workflow, sync.token, _STATE_FIELDS)
+        return False
+    if matched or read_all:
+        if read_all:
+            workflow.unreadable = max(0, total - have) if trusted else workflow.walk_skipped
+            missing = workflow.unreadable - workflow.walk_skipped
+            if missing > 0:
+                sync.notes.append(
+                    f"{workflow.name or workflow.pk}: QFlow counts {missing} execution(s) "
+                    "it does not list"
+                )
+                logger.warning(
+                    "sync: workflow %s: QFlow's total is %s, it listed %s",
+                    workflow.pk,
+                    total,
+                    have + workflow.walk_skipped,
+                )
+        workflow.synced_through = workflow.walk_to
+        workflow.walk_page, workflow.walk_skipped, workflow.walk_relists = 0, 0, 0
+        workflow.backfilled = True
+        _save(workflow, sync.token, _STATE_FIELDS)
+        return True
+    workflow.walk_page += 1
+    _save(workflow, sync.token, _STATE_FIELDS)
+    return False
+
+
+def _list_page(
+    sync: Pass,
     workflow: Workflow,
-    now: datetime,
-) -> None:
-    seen: set[str] = set()
-    page_number = 1
-    complete = False
-    while True:
-        budget.check()
-        page = client.list_executions(
-            str(workflow.id),
+    page_number: int,
+    start: datetime,
+    end: datetime | None,
+) -> tuple[qt.Page, int]:
+    """One page of the workflow's executions, stored; returns it and how many were skipped."""
+    skips = _Skips(sync, f"the execution list of workflow {workflow.pk} (page {page_number})")
+    with skipping_bad_items(skips):
+        page = sync.client.list_executions(
+            str(workflow.pk),
             page_number=page_number,
             page_size=PAGE_SIZE,
-            start_at=now - API_WINDOW,
+            start_at=start,
+            end_at=end,
             order="-createdAt",
         )
-        unchanged_terminal = _upsert_executions(page.items, workflow, counts, now)
-        seen.update(item.id for item in page.items)
-        if not page.items or page_number * PAGE_SIZE >= page.total:
-            complete = True
-            break
-        if workflow.backfilled and unchanged_terminal:
-            break
-        page_number += 1
-    if complete and not workflow.backfilled:
-        workflow.backfilled = True
-        Workflow.objects.filter(pk=workflow.pk).update(backfilled=True)
-    _revisit_unfinished(client, budget, counts, workflow, seen, now)
+    good = []
+    for item in page.items:
+        problem = execution_problem(item)
+        if problem:
+            skips.refuse(item.raw, problem)
+        else:
+            good.append(item)
+    new, updated = upsert_listed(good, workflow, timezone.now())
+    sync.new += new
+    sync.updated += updated
+    return page, skips.count
 
 
-def _revisit_unfinished(
-    client: QflowClient,
-    budget: Budget,
-    counts: PassCounts,
-    workflow: Workflow,
-    seen: set[str],
-    now: datetime,
-) -> None:
-    pending = Execution.objects.filter(workflow=workflow, is_terminal=False).values_list(
-        "id", flat=True
-    )
-    for execution_id in pending:
-        if str(execution_id) in seen:
-            continue
-        budget.check()
+# --- revisits and definitions ---------------------------------------------------------
+
+
+def _pending(sync: Pass, workflow: Workflow):
+    """Unfinished executions of the workflow that this pass has not seen yet."""
+    return Execution.objects.filter(
+        workflow_id=workflow.pk,
+        is_terminal=False,
+        gone_at__isnull=True,
+        last_synced_at__lt=sync.started,
+    ).order_by("last_synced_at")
+
+
+def _revisit(sync: Pass, workflow: Workflow) -> None:
+    """Ask QFlow about each unfinished execution no list page showed (older ones)."""
+    from qflowui.mirror.refresh import execution_refresh
+
+    skips = _Skips(sync, f"an execution of workflow {workflow.pk}")
+    for execution_id in list(_pending(sync, workflow).values_list("id", flat=True)):
+        sync.budget.check()
+        _save(workflow, sync.token)
         try:
-            item = client.get_execution(str(execution_id))
+            row = execution_refresh(sync.client, str(execution_id))
         except QflowNotFound:
-            continue  # past the API window: the mirror keeps what it last saw
-        _upsert_executions([item], workflow, counts, now)
-
-
-def _upsert_executions(
-    items: list[qt.Execution], workflow: Workflow, counts: PassCounts, now: datetime
-) -> bool:
-    """Insert new executions, update changed ones. True if any was known, unchanged, terminal."""
-    if not items:
-        return False
-    existing = {str(e.id): e for e in Execution.objects.filter(id__in=[i.id for i in items])}
-    to_create: list[Execution] = []
-    to_update: list[Execution] = []
-    unchanged_terminal = False
-    for item in items:
-        fields = execution_fields(item, workflow, now)
-        current = existing.get(str(item.id))
-        if current is None:
-            to_create.append(Execution(id=item.id, workflow=workflow, **fields))
-            continue
-        if (
-            current.is_terminal
-            and current.updated_at == fields["updated_at"]
-            and (current.status == fields["status"])
-        ):
-            unchanged_terminal = True
-            continue
-        for name, value in fields.items():
-            setattr(current, name, value)
-        to_update.append(current)
-    with transaction.atomic():
-        Execution.objects.bulk_create(to_create, ignore_conflicts=True)
-        if to_update:
-            Execution.objects.bulk_update(to_update, fields=list(UPDATABLE_FIELDS))
-    counts.new += len(to_create)
-    counts.updated += len(to_update)
-    return unchanged_terminal
-
-
-UPDATABLE_FIELDS = (
-    "status",
-    "status_class",
-    "is_terminal",
-    "source",
-    "execution_type",
-    "created_at",
-    "started_at",
-    "ended_at",
-    "updated_at",
-    "duration_ms",
-    "cloud",
-    "region",
-    "categories",
-    "variables",
-    "tags",
-    "triggered_by",
-    "parent_execution_id",
-    "linked_execution_ids",
-    "raw",
-    "last_synced_at",
-)
-
-
-@functools.cache
-def _char_limits(model: type) -> dict[str, int]:
-    return {
-        f.name: f.max_length
-        for f in model._meta.get_fields()
-        if getattr(f, "max_length", None) and f.get_internal_type() == "CharField"
-    }
-
-
-def clip_to_model(model: type, values: dict) -> dict:
-    """Cut QFlow's strings to the columns' sizes: PostgreSQL refuses longer ones."""
-    limits = _char_limits(model)
-    out = {}
-    for name, value in values.items():
-        limit = limits.get(name)
-        if limit and isinstance(value, str) and len(value) > limit:
-            value = value[: limit - 1] + "…"
-        out[name] = value
-    return out
-
-
-def execution_fields(item: qt.Execution, workflow: Workflow, now: datetime) -> dict:
-    """The mirror's columns for an execution QFlow returned (masked)."""
-    cls = st.status_class(item.status)
-    started = item.start_date or item.created_at or now
-    ended = item.end_date if cls != st.RUNNING else None
-    duration = int((ended - started).total_seconds() * 1000) if ended else None
-    categories = mask(item.categories or {})
-    raw = dict(item.raw)
-    raw.pop("steps", None)
-    return clip_to_model(
-        Execution,
-        {
-            "status": item.status or "",
-            "status_class": cls,
-            "is_terminal": cls in st.TERMINAL_CLASSES or (cls == st.OTHER and ended is not None),
-            "source": item.source or "",
-            "execution_type": item.execution_type or "",
-            "created_at": item.created_at,
-            "started_at": started,
-            "ended_at": ended,
-            "updated_at": item.updated_at,
-            "duration_ms": duration if duration is None or duration >= 0 else None,
-            "cloud": _first_str(categories.get("cloud_providers")) or workflow.cloud,
-            "region": _first_str(categories.get("regions")),
-            "categories": categories,
-            "variables": mask_variable_strings(list(item.variables or [])),
-            "tags": mask(list(item.tags or [])),
-            "triggered_by": item.created_by or "",
-            "parent_execution_id": item.parent_execution_id or None,
-            "linked_execution_ids": list(item.linked_execution_ids or []),
-            "raw": mask(raw),
-            "last_synced_at": now,
-        },
-    )
-
-
-def _first_str(values: object) -> str:
-    if isinstance(values, list):
-        for value in values:
-            if isinstance(value, str) and value:
-                return value[:64]
-    return ""
-
-
-def step_fields(item: qt.Step, now: datetime) -> dict:
-    raw = dict(item.raw)
-    raw.pop("input", None)
-    raw.pop("output", None)
-    return clip_to_model(
-        Step,
-        {
-            "step_id": item.id or "",
-            "node_type": item.node_type or "",
-            "status": item.status or "",
-            "status_class": st.status_class(item.status),
-            "event_order": item.event_order,
-            "started_at": item.start_date,
-            "ended_at": item.end_date,
-            "error": mask_free_text(item.error or ""),
-            "raw": mask(raw),
-            "last_synced_at": now,
-        },
-    )
-
-
-def upsert_steps(execution: Execution, items: list[qt.Step], now: datetime) -> None:
-    """Store an execution's steps (used by the detail page's refresh)."""
-    with transaction.atomic():
-        for item in items:
-            Step.objects.update_or_create(
-                execution=execution, node_id=item.node_id[:200], defaults=step_fields(item, now)
+            # Past QFlow's 30 days (or deleted): keep the last copy, stop asking.
+            marked = Execution.objects.filter(pk=execution_id, gone_at__isnull=True).update(
+                gone_at=timezone.now()
             )
+            sync.gone += marked
+            continue
+        except QflowBadResponse as exc:
+            skips.refuse(str(execution_id), str(exc))
+            continue
+        if row.last_synced_at and row.last_synced_at >= sync.started:
+            sync.updated += 1
+
+
+def _fetch_definitions(sync: Pass) -> None:
+    for workflow in sync.needs_definition:
+        if workflow not in sync.scope:
+            continue
+        sync.budget.check()
+        try:
+            item = sync.client.get_workflow(str(workflow.pk))
+        except QflowNotFound:
+            sync.notes.append(f"workflow {workflow.pk} vanished while syncing")
+            continue
+        except (QflowRateLimited, QflowUnavailable, QflowAuthError, QflowForbidden) as exc:
+            raise _stop_for(exc) from None
+        except QflowError as exc:
+            sync.notes.append(f"{workflow.name or workflow.pk}: definition: {exc}")
+            continue
+        workflow_apply(workflow, item)
+        workflow.save(update_fields=_LISTED_FIELDS)
+
+
+# --- the record -----------------------------------------------------------------------
+
+
+def _finish(sync: Pass, stop: PassStopped | None, exhausted: str | None) -> None:
+    run, client = sync.run, sync.client
+    scope, synced = len(sync.scope), len(sync.synced)
+    held = len(sync.held - sync.synced)
+    failed = {k: v for k, v in sync.failed.items() if k not in sync.synced}
+    complete = sync.scoped and synced + held >= scope
+    run.ok = complete and not failed
+    run.partial = not run.ok and not (stop is not None and synced == 0)
+    run.upstream_down = bool(stop and stop.upstream_down)
+    run.error = mask_text(stop.error) if stop else ""
+    if stop and stop.wait_until:
+        run.rate_limited_until = stop.wait_until
+    reasons = []
+    if stop:
+        reasons.append(stop.reason)
+    if exhausted:
+        reasons.append(exhausted)
+        sync.notes.append(exhausted)
+    if failed:
+        first = next(iter(failed.values()))
+        reasons.append(f"{len(failed)} failed ({first})")
+    if held:
+        reasons.append(f"{held} held by another sync")
+    if sync.skipped:
+        count = len(sync.skipped)
+        reasons.append(f"{count} record{'s' if count != 1 else ''} skipped")
+    if sync.gone:
+        reasons.append(f"{sync.gone} gone from QFlow")
+    # Upstream messages are part of the reasons: masked like everything from QFlow.
+    if run.ok or run.partial:
+        head = f"{run.status}: {synced} of {scope} workflows"
+        run.summary = _clip(mask_text(", ".join([head, *reasons])), 300)
+    else:
+        run.summary = _clip(mask_text("failed: " + ", ".join(reasons or ["nothing synced"])), 300)
+    run.finished_at = timezone.now()
+    run.api_calls = client.calls - sync.budget.start_calls
+    run.workflows_seen = sync.listed
+    run.workflows_total = scope
+    run.workflows_synced = synced
+    run.records_skipped = len(sync.skipped)
+    run.executions_gone = sync.gone
+    run.executions_new = sync.new
+    run.executions_updated = sync.updated
+    run.note = _clip(mask_text("; ".join(sync.notes)), 300)
+    info = client.rate_limit
+    if info is not None:
+        run.rate_limit = info.limit
+        run.rate_window_sec = info.window_sec
+    run.save()
+    level = logging.INFO if run.ok else logging.WARNING
+    logger.log(level, "sync pass %s: %s", run.pk, mask_text(run.summary))
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -14,8 +14,9 @@ logger = logging.getLogger(__name__)
 
 
 @shared_task(name="mirror.sync", ignore_result=True, acks_late=False)
-def sync() -> int:
-    """One sync pass (beat runs it every QFLOW_SYNC_INTERVAL_SECONDS). Returns its id."""
+def sync() -> int | None:
+    """One sync pass (beat runs it every QFLOW_SYNC_INTERVAL_SECONDS). Returns its id, or
+    None when it was skipped because QFlow asked us (409/429) to wait: no call is made."""
     return mirror_sync().pk
 
 

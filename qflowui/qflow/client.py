@@ -3,6 +3,10 @@
 Reads retry on connection errors, timeouts, 5xx and rate limits; the run POST is
 never retried (QFlow has no idempotency key, so a retry could start a second run),
 except after a 401, which proves QFlow did not accept it.
+
+A client may have a ``budget``: seconds one call may take in all, token fetch, retries,
+waits and redirects included. Pages use one (``client_from_settings(purpose="page")``) so
+that a user never waits long on QFlow; the sync and the tasks keep longer timeouts.
 """
 
 from __future__ import annotations
@@ -44,6 +48,8 @@ logger = logging.getLogger("qflowui.qflow")
 
 API = "/qflowapi/v1"
 MAX_BACKOFF_SECONDS = 10.0
+# Below this much budget left, another request is not worth starting.
+MIN_ATTEMPT_SECONDS = 0.05
 _RETRYABLE = (
     requests.ConnectionError,
     requests.Timeout,
@@ -69,7 +75,8 @@ class QflowClient:
     ``timeout`` bounds connect and read of every request (a number or a (connect, read)
     pair); ``max_retries`` is how many times a read is retried after a connection error,
     timeout, 5xx or rate limit, with exponential ``backoff``; a rate limit asking for
-    more than ``max_rate_wait`` seconds raises QflowRateLimited at once.
+    more than ``max_rate_wait`` seconds raises QflowRateLimited at once. ``budget``
+    bounds one call in all (None: only the per-request timeouts bound it).
     """
 
     def __init__(
@@ -83,6 +90,7 @@ class QflowClient:
         max_retries: int = 3,
         backoff: float = 0.5,
         max_rate_wait: float = 60.0,
+        budget: float | None = None,
         session: requests.Session | None = None,
     ) -> None:
         self.base_url = check_base_url(base_url)
@@ -96,9 +104,11 @@ class QflowClient:
         self.max_retries = max(0, int(max_retries))
         self.backoff = max(0.0, float(backoff))
         self.max_rate_wait = float(max_rate_wait)
+        self.budget = float(budget) if budget is not None else None
         self._transport = Transport(self.base_url, timeout=timeout, session=session)
         # Seams for tests; production uses the real clock.
         self._sleep: Callable[[float], None] = time.sleep
+        self._monotonic: Callable[[], float] = time.monotonic
         self._now: Callable[[], datetime] = lambda: datetime.now(UTC)
 
     def __repr__(self) -> str:
@@ -272,13 +282,19 @@ class QflowClient:
         idempotent: bool = True,
     ) -> requests.Response:
         """An authenticated call; after a 401 it drops the cached token and tries once more."""
-        token = self._token()
-        call = {"params": params, "json_body": json_body, "idempotent": idempotent}
+        deadline = None if self.budget is None else self._monotonic() + self.budget
+        token = self._token(deadline)
+        call = {
+            "params": params,
+            "json_body": json_body,
+            "idempotent": idempotent,
+            "deadline": deadline,
+        }
         response = self._attempts(method, path, auth=BearerAuth(token), **call)
         if response.status_code == 401 and self._fixed_token is None:
             response.close()
             TOKEN_CACHE.invalidate(self._cache_key, token)
-            token = self._token()
+            token = self._token(deadline)
             response = self._attempts(method, path, auth=BearerAuth(token), **call)
         if not response.ok:
             raise error_for_response(
@@ -297,8 +313,13 @@ class QflowClient:
         data: bytes | None = None,
         headers: dict[str, str] | None = None,
         idempotent: bool = True,
+        deadline: float | None = None,
     ) -> requests.Response:
-        """Send, retrying what is safe to retry; returns the final response, whatever its status."""
+        """Send, retrying what is safe to retry; returns the final response, whatever its status.
+
+        With a ``deadline`` (monotonic time), no request outlives it and no retry or wait
+        starts that could not finish before it.
+        """
         headers = {"Accept": "application/json", **(headers or {})}
         failures = rate_waits = 0
         while True:
@@ -311,9 +332,15 @@ class QflowClient:
                     params=params,
                     json_body=json_body,
                     data=data,
+                    timeout=self._timeout_within(deadline),
                 )
             except requests.RequestException as exc:
-                if idempotent and isinstance(exc, _RETRYABLE) and failures < self.max_retries:
+                if (
+                    idempotent
+                    and isinstance(exc, _RETRYABLE)
+                    and failures < self.max_retries
+                    and self._fits(deadline, self._backoff(failures + 1))
+                ):
                     failures += 1
                     self._pause(method, path, type(exc).__name__, self._backoff(failures))
                     continue
@@ -322,17 +349,40 @@ class QflowClient:
             if status in RATE_LIMIT_STATUSES and idempotent and rate_waits < self.max_retries:
                 wait = wait_seconds(response)
                 wait = self._backoff(rate_waits + 1) if wait is None else wait
-                if wait <= self.max_rate_wait:
+                if wait <= self.max_rate_wait and self._fits(deadline, wait):
                     rate_waits += 1
                     response.close()
                     self._pause(method, path, f"HTTP {status}", wait)
                     continue
-            if status >= 500 and idempotent and failures < self.max_retries:
+            if (
+                status >= 500
+                and idempotent
+                and failures < self.max_retries
+                and self._fits(deadline, self._backoff(failures + 1))
+            ):
                 failures += 1
                 response.close()
                 self._pause(method, path, f"HTTP {status}", self._backoff(failures))
                 continue
             return response
+
+    def _remaining(self, deadline: float | None) -> float | None:
+        return None if deadline is None else deadline - self._monotonic()
+
+    def _fits(self, deadline: float | None, pause: float) -> bool:
+        """True when a pause of ``pause`` seconds still leaves time for another attempt."""
+        remaining = self._remaining(deadline)
+        return remaining is None or remaining - pause > MIN_ATTEMPT_SECONDS
+
+    def _timeout_within(self, deadline: float | None) -> tuple[float, float] | None:
+        """The transport's timeouts, cut to what is left of the budget."""
+        remaining = self._remaining(deadline)
+        if remaining is None:
+            return None
+        if remaining < MIN_ATTEMPT_SECONDS:
+            raise QflowUnavailable(f"QFlow did not answer within {self.budget:g} s")
+        connect, read = self._transport.timeout
+        return min(connect, remaining), min(read, remaining)
 
     def _backoff(self, attempt: int) -> float:
         return min(self.backoff * 2 ** (attempt - 1), MAX_BACKOFF_SECONDS)
@@ -358,12 +408,16 @@ class QflowClient:
     def _secrets(self, token: str) -> tuple[str, ...]:
         return (token, self._client_secret)
 
-    def _token(self) -> str:
+    def _token(self, deadline: float | None = None) -> str:
         if self._fixed_token is not None:
             return self._fixed_token
-        return TOKEN_CACHE.get(self._cache_key, self._fetch_token)
+        return TOKEN_CACHE.get(
+            self._cache_key,
+            lambda: self._fetch_token(deadline),
+            wait=self._remaining(deadline),
+        )
 
-    def _fetch_token(self) -> str:
+    def _fetch_token(self, deadline: float | None = None) -> str:
         headers = {
             "clientId": self._client_id,
             "clientSecret": self._client_secret,
@@ -371,7 +425,12 @@ class QflowClient:
         }
         # Fetching a token has no side effect, so it may be retried like a read.
         response = self._attempts(
-            "POST", "/auth/oidc", auth=BearerAuth(None), data=b"", headers=headers
+            "POST",
+            "/auth/oidc",
+            auth=BearerAuth(None),
+            data=b"",
+            headers=headers,
+            deadline=deadline,
         )
         if not response.ok:
             raise error_for_response(response, secrets=(self._client_secret,))
@@ -393,15 +452,53 @@ def _optional(**values: Any) -> dict[str, Any]:
     return {key: value for key, value in values.items() if value not in (None, "")}
 
 
-def client_from_settings(**overrides: Any) -> QflowClient:
-    """A client configured from Django settings, read now (never at import)."""
+# What each kind of caller may spend on one call (see client_from_settings).
+SYNC, PAGE, TASK = "sync", "page", "task"
+# A payload task may wait longer than a page, but not for ever: its Celery time limits
+# (qflowui.executions.tasks) are above this budget.
+TASK_TIMEOUT_SECONDS = 20.0
+TASK_BUDGET_SECONDS = 45.0
+
+
+def client_from_settings(purpose: str = SYNC, **overrides: Any) -> QflowClient:
+    """A client configured from Django settings, read now (never at import).
+
+    ``purpose`` sets how long one call may take:
+
+    - ``"sync"`` (the default; the sync and the run tasks): QFLOW_TIMEOUT_SECONDS per
+      request, three retries;
+    - ``"page"`` (a user is waiting): QFLOW_PAGE_BUDGET_SECONDS for the whole call, token
+      fetch and at most one retry included;
+    - ``"task"`` (a Celery task fetching for a page, e.g. a step payload): longer
+      timeouts, one retry, TASK_BUDGET_SECONDS in all.
+    """
     from django.conf import settings
 
+    timeout = float(getattr(settings, "QFLOW_TIMEOUT_SECONDS", 10.0))
     options: dict[str, Any] = {
         "token": getattr(settings, "QFLOW_TOKEN", "") or None,
         "client_id": getattr(settings, "QFLOW_CLIENT_ID", "") or None,
         "client_secret": getattr(settings, "QFLOW_CLIENT_SECRET", "") or None,
-        "timeout": getattr(settings, "QFLOW_TIMEOUT_SECONDS", 10.0),
+        "timeout": timeout,
     }
+    if purpose == PAGE:
+        budget = float(getattr(settings, "QFLOW_PAGE_BUDGET_SECONDS", 4.0))
+        options.update(
+            timeout=min(timeout, budget),
+            max_retries=1,
+            backoff=0.2,
+            max_rate_wait=budget / 2,
+            budget=budget,
+        )
+    elif purpose == TASK:
+        options.update(
+            timeout=max(timeout, TASK_TIMEOUT_SECONDS),
+            max_retries=1,
+            backoff=0.5,
+            max_rate_wait=10.0,
+            budget=TASK_BUDGET_SECONDS,
+        )
+    elif purpose != SYNC:
+        raise ValueError(f"unknown purpose {purpose!r}: use sync, page or task")
     options.update(overrides)
     return QflowClient(getattr(settings, "QFLOW_BASE_URL", ""), **options)

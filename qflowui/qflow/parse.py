@@ -8,10 +8,13 @@ bare ``KeyError`` or ``TypeError``.
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
+
+from qflowui.core import jsonio
 
 from .errors import QflowBadResponse
 from .types import (
@@ -146,7 +149,10 @@ def _message_text(value: Any) -> str | None:
         return value
     if isinstance(value, dict) and isinstance(value.get("message"), str):
         return value["message"]
-    return json.dumps(value, default=str)
+    try:
+        return jsonio.dumps_text(value)
+    except ValueError:  # deeper than jsonio.MAX_DEPTH: cannot be written, say so
+        return f"(an error object nested deeper than {jsonio.MAX_DEPTH} levels)"
 
 
 # --- payloads ---------------------------------------------------------------------
@@ -156,36 +162,74 @@ def parse_payload(body: Any) -> Any:
     """Make parseJson=false bodies (JSON text inside a JSON string) equal parseJson=true ones.
 
     A string that decodes as JSON is decoded, and once more if QFlow encoded it
-    twice; a plain string that is not JSON stays a string.
+    twice; a plain string that is not JSON stays a string (so does one holding JSON nested
+    deeper than jsonio.MAX_DEPTH: it is kept as the text it is).
     """
-    value = body
+    return _decode_strings(body, strict=False)
+
+
+def _decode_strings(value: Any, *, strict: bool) -> Any:
     for _ in range(2):
         if not isinstance(value, str):
             break
         try:
-            value = json.loads(value)
+            value = jsonio.loads(value)
+        except jsonio.JsonTooDeep:
+            if strict:
+                raise QflowBadResponse(_TOO_DEEP_PAYLOAD) from None
+            break
         except ValueError:
             break
     return value
 
 
+_TOO_DEEP_PAYLOAD = (
+    f"QFlow sent JSON nested deeper than {jsonio.MAX_DEPTH} levels for a step payload"
+)
+
+
 def parse_payload_text(text: str) -> Any:
-    """Decode a step input/output response body given as text."""
+    """Decode a step input/output response body given as text.
+
+    The body must be JSON: the value itself (parseJson=true) or a JSON string holding its
+    JSON text (parseJson=false), also as the docs print it (escaped, without the outer
+    quotes). Anything else (a plain-text or HTML answer from a proxy, a body cut off in
+    transit, JSON nested deeper than jsonio.MAX_DEPTH) raises QflowBadResponse: it is never
+    taken for the step's data. An empty body is no data (None).
+    """
     if not text.strip():
         return None
     try:
-        return parse_payload(json.loads(text))
+        return _decode_strings(jsonio.loads(text), strict=True)
+    except jsonio.JsonTooDeep:
+        raise QflowBadResponse(_TOO_DEEP_PAYLOAD) from None
     except ValueError:
         pass
+    stripped = text.strip()
     try:
-        # The docs print parseJson=false bodies escaped but without the outer quotes.
-        return parse_payload(json.loads(f'"{text.strip()}"'))
+        # The docs' unquoted form: accepted only when what it holds is JSON.
+        inner = jsonio.loads(f'"{stripped}"')
+        return _decode_strings(jsonio.loads(inner), strict=True)
+    except jsonio.JsonTooDeep:
+        raise QflowBadResponse(_TOO_DEEP_PAYLOAD) from None
     except ValueError:
         pass
-    if text.lstrip().startswith(("{", "[", '"')):
+    raise QflowBadResponse(not_json_message(stripped, "a step payload"))
+
+
+def not_json_message(text: str, what: str) -> str:
+    """What to say about a body that is not JSON: an HTML page, cut-off JSON, or plain text."""
+    head = text.lstrip()[:512].lower()
+    if not head:
+        return f"QFlow sent an empty body instead of {what}"
+    if head.startswith("<"):
+        if "<html" in head or "<!doctype html" in head or "<body" in head or "<head" in head:
+            return f"QFlow sent an HTML page instead of {what}"
+        return f"QFlow sent markup (HTML or XML) instead of {what}"
+    if head.startswith(("{", "[", '"')):
         # JSON that does not parse (a body cut off in transit) must not pass for a string.
-        raise QflowBadResponse("QFlow sent invalid JSON for a step payload")
-    return text
+        return f"QFlow sent invalid JSON for {what}"
+    return f"QFlow sent plain text instead of JSON for {what}"
 
 
 # --- workflows --------------------------------------------------------------------
@@ -258,7 +302,7 @@ def parse_definition(value: Any) -> WorkflowDefinition:
     """The workflow graph. QFlow sends ``definition`` as a JSON-encoded string."""
     if isinstance(value, str | bytes):
         try:
-            value = json.loads(value)
+            value = jsonio.loads_pruned(value)
         except ValueError as exc:
             raise QflowBadResponse(f"workflow definition is not valid JSON ({exc})") from exc
     raw = _object(value, "workflow definition")
@@ -315,16 +359,26 @@ def _node(component: Any) -> tuple[Node, list[Edge]]:
 
 
 def _targets(value: Any, what: str, label: str | None = None) -> list[tuple[str, str | None]]:
-    """``next``/``previous`` as (node id, branch label) pairs, whatever shape QFlow used."""
-    if value is None or value == "":
-        return []
-    if isinstance(value, str):
-        return [(value, label)]
-    if isinstance(value, list):
-        return [pair for item in value for pair in _targets(item, what, label)]
-    if isinstance(value, dict):
-        return [pair for key, item in value.items() for pair in _targets(item, what, str(key))]
-    raise QflowBadResponse(f"{what} should be a node id, a list or a mapping")
+    """``next``/``previous`` as (node id, branch label) pairs, whatever shape QFlow used.
+
+    Lists and mappings nest (a mapping's key labels the branch); walked with an explicit
+    stack, in order, whatever the depth.
+    """
+    out: list[tuple[str, str | None]] = []
+    stack: list[tuple[Any, str | None]] = [(value, label)]
+    while stack:
+        current, branch = stack.pop()
+        if current is None or current == "":
+            continue
+        if isinstance(current, str):
+            out.append((current, branch))
+        elif isinstance(current, list):
+            stack.extend((item, branch) for item in reversed(current))
+        elif isinstance(current, dict):
+            stack.extend((item, str(key)) for key, item in reversed(list(current.items())))
+        else:
+            raise QflowBadResponse(f"{what} should be a node id, a list or a mapping")
+    return out
 
 
 def _unique(values: Iterable[str]) -> list[str]:
@@ -347,18 +401,26 @@ def _with_back_links(edges: list[Edge], nodes: list[Node]) -> list[Edge]:
 
 
 def _clean_list(value: Any) -> list[Any]:
-    """Drop the junk QFlow leaves in category lists (``[null]``, ``[[]]``), flattening one level."""
+    """Drop the junk QFlow leaves in category lists (``[null]``, ``[[]]``), flattening nested
+    lists (in order, with an explicit stack)."""
     if value is None:
         return []
     if not isinstance(value, list):
         return [value] if value != "" else []
     out: list[Any] = []
-    for item in value:
-        if isinstance(item, list):
-            out.extend(_clean_list(item))
+    stack: list[Any] = [iter(value)]
+    while stack:
+        item = next(stack[-1], _END)
+        if item is _END:
+            stack.pop()
+        elif isinstance(item, list):
+            stack.append(iter(item))
         elif item is not None and item != "":
             out.append(item)
     return out
+
+
+_END = object()
 
 
 def _categories(value: Any) -> dict[str, list[Any]]:
@@ -495,17 +557,33 @@ def parse_step(body: Any) -> Step:
 
 # --- lists, run, headers -------------------------------------------------------------
 
+# (index in the page, the raw item, why it was refused)
+BadItemHandler = Callable[[int, Any, QflowBadResponse], None]
+_ON_BAD_ITEM: ContextVar[BadItemHandler | None] = ContextVar("qflow_on_bad_item", default=None)
+
+
+@contextmanager
+def skipping_bad_items(handler: BadItemHandler) -> Iterator[None]:
+    """Within the block, list items that do not parse are handed to ``handler`` and skipped
+    instead of failing the whole page (the sync uses this: one bad record must not stop it).
+    """
+    token = _ON_BAD_ITEM.set(handler)
+    try:
+        yield
+    finally:
+        _ON_BAD_ITEM.reset(token)
+
 
 def _list_envelope(body: Any, what: str) -> tuple[list[Any], Any]:
-    """``{"total": N, "items": [...]}``, possibly under ``data``, or a bare list."""
+    """``{"total": N, "items": [...]}``, possibly under ``data`` (at any depth), or a bare list."""
     if isinstance(body, list):
         return body, None
     body = _object(body, what)
+    while body.get("items") is None and isinstance(body.get("data"), dict):
+        body = body["data"]
     items = body.get("items")
     if items is None and isinstance(body.get("data"), list):
         items = body["data"]
-    elif items is None and isinstance(body.get("data"), dict):
-        return _list_envelope(body["data"], what)
     if items is None:
         items = []
     if not isinstance(items, list):
@@ -521,9 +599,25 @@ def parse_page(
     page_number: int | None = None,
     page_size: int | None = None,
     offset: int | None = None,
+    on_bad_item: BadItemHandler | None = None,
 ) -> Page[T]:
+    """One page of a list. An item that does not parse raises QflowBadResponse, unless a
+    handler is given (``on_bad_item``, or one installed by :func:`skipping_bad_items`): then
+    the item is left out of ``items`` and the handler gets (index, raw item, error); ``total``
+    stays what QFlow said, so a caller can tell how many it could not read.
+    """
     items_raw, total_raw = _list_envelope(body, what)
-    items = [parse_item(item) for item in items_raw]
+    on_bad_item = on_bad_item or _ON_BAD_ITEM.get()
+    if on_bad_item is None:
+        items = [parse_item(item) for item in items_raw]
+    else:
+        items = []
+        for index, item in enumerate(items_raw):
+            try:
+                items.append(parse_item(item))
+            except (QflowBadResponse, TypeError, ValueError) as exc:
+                error = exc if isinstance(exc, QflowBadResponse) else QflowBadResponse(str(exc))
+                on_bad_item(index, item, error)
     total = _opt_int(total_raw, f"{what} total")
     return Page(
         items=items,
@@ -588,4 +682,5 @@ __all__ = [
     "parse_step",
     "parse_steps",
     "parse_workflow",
+    "skipping_bad_items",
 ]

@@ -20,6 +20,7 @@ from urllib.parse import urljoin, urlsplit
 import requests
 from requests.auth import AuthBase
 
+from qflowui.core import jsonio
 from qflowui.core.masking import mask_free_text
 
 from .errors import (
@@ -32,7 +33,7 @@ from .errors import (
     QflowRequestRejected,
     QflowUnavailable,
 )
-from .parse import parse_rate_limit
+from .parse import not_json_message, parse_rate_limit
 from .types import RateLimitInfo
 
 logger = logging.getLogger("qflowui.qflow")
@@ -99,11 +100,18 @@ class Transport:
         params: dict[str, Any] | None = None,
         json_body: Any = None,
         data: bytes | None = None,
+        timeout: tuple[float, float] | None = None,
     ) -> requests.Response:
-        """Send one request, following same-origin redirects only; credentials never leave."""
+        """Send one request, following same-origin redirects only; credentials never leave.
+
+        ``timeout`` (connect, read) replaces the transport's own for this request: the
+        client passes what is left of a caller's budget.
+        """
         url = self.base_url + path
         for _ in range(MAX_REDIRECTS + 1):
-            response = self._send_once(method, url, headers, auth, params, json_body, data)
+            response = self._send_once(
+                method, url, headers, auth, params, json_body, data, timeout or self.timeout
+            )
             if not response.is_redirect:
                 return response
             url = self._redirect_target(response)
@@ -135,6 +143,7 @@ class Transport:
         params: dict[str, Any] | None,
         json_body: Any,
         data: bytes | None,
+        timeout: tuple[float, float],
     ) -> requests.Response:
         with self._lock:
             self.calls += 1
@@ -149,7 +158,7 @@ class Transport:
                 data=data,
                 headers=headers,
                 auth=auth,
-                timeout=self.timeout,
+                timeout=timeout,
                 allow_redirects=False,
             )
         except requests.RequestException as exc:
@@ -253,7 +262,12 @@ def error_for_response(
 
 
 def decode_json(response: requests.Response, what: str) -> Any:
-    """The JSON body of a successful response, or QflowBadResponse."""
+    """The JSON body of a successful response, or QflowBadResponse.
+
+    Records (executions, steps, workflows, lists of them) are kept even when part of them is
+    nested deeper than jsonio.MAX_DEPTH: that part is replaced by jsonio.PRUNED, so one
+    hostile record neither breaks a page nor stops the sync. Read once, with orjson.
+    """
     content_type = response.headers.get("Content-Type", "").lower()
     if "html" in content_type:
         # A proxy or login page answering in QFlow's place.
@@ -261,8 +275,7 @@ def decode_json(response: requests.Response, what: str) -> Any:
             f"QFlow sent an HTML page instead of {what}", status_code=response.status_code
         )
     try:
-        return json.loads(response.content)
+        return jsonio.loads_pruned(response.content)
     except ValueError:
-        raise QflowBadResponse(
-            f"QFlow sent invalid JSON for {what}", status_code=response.status_code
-        ) from None
+        message = not_json_message(response.content[:512].decode("utf-8", "replace"), what)
+        raise QflowBadResponse(message, status_code=response.status_code) from None

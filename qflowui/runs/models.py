@@ -1,11 +1,15 @@
 """The run outbox: one `Run` row per "run this workflow" request, its history, and the audit log.
 
-A run moves queued -> submitting -> submitted | failed | unknown; unknown ends submitted or
-failed through reconciliation, and a submit that never reached QFlow goes back to queued.
+A run moves queued -> submitting -> submitted | failed | unknown. A submit that certainly
+never reached QFlow goes back to queued. An unknown run (QFlow's answer was lost) is matched
+by its correlation variable (submitted), or after the bound becomes not_started (QFlow has
+no execution for it) or needs_review (a person decides among plausible executions).
 Each state's latest time is a column; every change is also a `RunEvent`.
 """
 
 from __future__ import annotations
+
+import uuid
 
 from django.conf import settings
 from django.db import models
@@ -19,14 +23,24 @@ class RunState(models.TextChoices):
     SUBMITTED = "submitted", "Submitted"
     FAILED = "failed", "Failed"
     UNKNOWN = "unknown", "Unknown"
+    NEEDS_REVIEW = "needs_review", "Needs review"
+    NOT_STARTED = "not_started", "Not started"
 
 
 # States a run can still leave on its own: pages keep polling while a run is in one.
+# needs_review is not among them: it waits for a person, not for a worker.
 PENDING_STATES = frozenset({RunState.QUEUED, RunState.SUBMITTING, RunState.UNKNOWN})
+# QFlow's answer was lost and no execution is tied to the run yet: it may still be running.
+DOUBTFUL_STATES = frozenset({RunState.UNKNOWN, RunState.NEEDS_REVIEW})
 
 
 class Run(models.Model):
     idempotency_key = models.UUIDField(unique=True)
+    # The run's id outside this database: posted to QFlow as the correlation variable, so the
+    # execution it started can be found by it alone. Not guessable, never reused.
+    public_id = models.UUIDField(unique=True, default=uuid.uuid4, editable=False)
+    # The correlation variable's name as set when the run was made ("" : none is posted).
+    correlation_key = models.CharField(max_length=64, blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="runs"
     )
@@ -49,12 +63,27 @@ class Run(models.Model):
     submitted_at = models.DateTimeField(null=True, blank=True)
     failed_at = models.DateTimeField(null=True, blank=True)
     unknown_at = models.DateTimeField(null=True, blank=True)
+    needs_review_at = models.DateTimeField(null=True, blank=True)
+    not_started_at = models.DateTimeField(null=True, blank=True)
+    # Not to be posted before this (QFlow asked us to wait); None: at once.
+    not_before = models.DateTimeField(null=True, blank=True)
     # Times this run was claimed for a POST. More than one only after a POST that
     # certainly never reached QFlow (connection refused, rate limited).
     attempts = models.PositiveSmallIntegerField(default=0)
     execution_id = models.UUIDField(null=True, blank=True, unique=True)
     # True when the execution id was found in QFlow's execution list, not in its answer.
     reconciled = models.BooleanField(default=False)
+    # Who decided, for a needs_review run ("this is it" or "it did not start").
+    reviewed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    # needs_review: the executions that may be this run, as listed then (variables masked):
+    # [{"id", "created_at" (ISO), "status", "variables"}].
+    candidates = models.JSONField(default=list, blank=True)
     response = models.JSONField(null=True, blank=True)  # QFlow's answer, masked
     error = models.TextField(blank=True)
 
@@ -77,19 +106,37 @@ class Run(models.Model):
         return self.state in PENDING_STATES
 
     @property
+    def is_doubtful(self) -> bool:
+        return self.state in DOUBTFUL_STATES
+
+    @property
+    def correlation(self) -> str:
+        """The correlation variable as posted, "qflowuiRunId=<public id>" ("" when none)."""
+        return f"{self.correlation_key}={self.public_id}" if self.correlation_key else ""
+
+    @property
     def finished_at(self):
         return {
             RunState.SUBMITTED: self.submitted_at,
             RunState.FAILED: self.failed_at,
             RunState.UNKNOWN: self.unknown_at,
+            RunState.NEEDS_REVIEW: self.needs_review_at,
+            RunState.NOT_STARTED: self.not_started_at,
         }.get(self.state)
 
     def body(self) -> dict:
-        """The exact JSON body POSTed to /workflows/{id}/run."""
+        """The body as the user gave it (the correlation variable is added when posting)."""
         body: dict = {"input": self.input}
         if self.variables:
             body["variables"] = self.variables
         return body
+
+    def posted_variables(self) -> dict:
+        """The variables POSTed to QFlow: the user's, plus the correlation variable."""
+        variables = dict(self.variables or {})
+        if self.correlation_key:
+            variables[self.correlation_key] = str(self.public_id)
+        return variables
 
 
 class RunEvent(models.Model):
@@ -105,6 +152,16 @@ class RunEvent(models.Model):
 
     def __str__(self) -> str:
         return f"run {self.run_id} -> {self.state} at {self.at:%H:%M:%S}"
+
+
+class Heartbeat(models.Model):
+    """The last time a process proved it was alive, e.g. "beat": Celery beat sent a task."""
+
+    name = models.CharField(max_length=32, primary_key=True)
+    at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.name} at {self.at:%Y-%m-%d %H:%M:%S}"
 
 
 class AuditEvent(models.Model):

@@ -175,6 +175,11 @@ def clean_custom_key(key: str) -> str:
         )
     if key in SYSTEM_FIELDS:
         raise ValidationError(f"Use the {key} field above for {key}.")
+    if key == settings.RUNS_CORRELATION_VARIABLE:
+        raise ValidationError(
+            f"{key} is set by qflowui on every run (it ties the run to its execution in QFlow); "
+            "it cannot be typed."
+        )
     return key
 
 
@@ -219,21 +224,21 @@ def _json(raw: str, kind: str) -> Any:
 
 def max_input_bytes() -> int:
     """The input JSON's size limit, in UTF-8 bytes of the text as typed."""
-    return int(getattr(settings, "RUNS_MAX_INPUT_BYTES", 1_000_000))
+    return settings.RUNS_MAX_INPUT_BYTES
 
 
 def max_input_depth() -> int:
     """How deep objects and arrays may nest in the input (and in a JSON variable)."""
-    return int(getattr(settings, "RUNS_MAX_INPUT_DEPTH", 64))
+    return settings.RUNS_MAX_INPUT_DEPTH
 
 
 def max_custom_variables() -> int:
-    return int(getattr(settings, "RUNS_MAX_CUSTOM_VARIABLES", 50))
+    return settings.RUNS_MAX_CUSTOM_VARIABLES
 
 
 def max_variable_bytes() -> int:
     """One variable value's size limit, in UTF-8 bytes."""
-    return int(getattr(settings, "RUNS_MAX_VARIABLE_BYTES", 10_000))
+    return settings.RUNS_MAX_VARIABLE_BYTES
 
 
 def utf8_size(text: str) -> int:

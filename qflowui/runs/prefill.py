@@ -1,4 +1,4 @@
-"""What the run form shows before the user types: a past execution to run again, the
+"""What the run form shows before the user types: a past execution or run to run again, the
 workflow's declared variables, and the connector ids the mirror has seen."""
 
 from __future__ import annotations
@@ -9,12 +9,15 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.conf import settings
+
 from qflowui.core.masking import MASK, is_sensitive_key, mask, mask_free_text
 from qflowui.mirror.models import Execution, StepPayload, Workflow
 from qflowui.qflow import client_from_settings
 from qflowui.qflow.errors import QflowError
 from qflowui.runs import overrides as ov
 from qflowui.runs.forms import masked_paths_message
+from qflowui.runs.models import Run
 
 logger = logging.getLogger(__name__)
 
@@ -28,18 +31,22 @@ class Prefill:
     initial: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     execution: Execution | None = None
+    run: Run | None = None  # the run being run again (?again=<run id>)
     # Form fields left empty (or, for the input, holding ********) because QFlow's record
     # held them masked: the form marks them "was masked in QFlow's record: enter it again".
     masked: list[str] = field(default_factory=list)
 
 
-def run_prefill(*, workflow_id: str = "", from_execution: str = "") -> Prefill:
-    """The form's initial values for `?workflow=<id>` and `?from=<execution id>`."""
+def run_prefill(*, workflow_id: str = "", from_execution: str = "", again: str = "") -> Prefill:
+    """The form's initial values for `?workflow=<id>`, `?from=<execution id>` and
+    `?again=<run id>` (a run that started no execution, e.g. not_started)."""
     prefill = Prefill(initial={"input": "{}"})
     if workflow_id:
         prefill.initial["workflow"] = workflow_id
     if from_execution:
         _from_execution(prefill, from_execution)
+    elif again:
+        _from_run(prefill, again)
     if prefill.masked:
         prefill.initial["masked"] = ",".join(prefill.masked)
     return prefill
@@ -59,7 +66,13 @@ def _from_execution(prefill: Prefill, execution_id: str) -> None:
         return
     prefill.execution = execution
     prefill.initial["workflow"] = str(execution.workflow_id)
-    _variables(prefill, execution)
+    correlation = settings.RUNS_CORRELATION_VARIABLE
+    _variables(
+        prefill,
+        # The run's correlation variable is qflowui's own, set anew on every run: never copied.
+        [(i.key, i.value, None) for i in ov.parse_variable_strings(execution.variables)],
+        skip={correlation} if correlation else set(),
+    )
     run_input, where = _trigger_input(execution)
     if run_input is None:
         prefill.notes.append(
@@ -69,6 +82,10 @@ def _from_execution(prefill: Prefill, execution_id: str) -> None:
         run_input = {}
     else:
         prefill.notes.append(f"Input taken from {where} of execution {execution_id}.")
+    _input(prefill, run_input)
+
+
+def _input(prefill: Prefill, run_input: Any) -> None:
     shown = mask(run_input)
     paths = ov.masked_paths(shown)
     if paths:
@@ -82,6 +99,27 @@ def _from_execution(prefill: Prefill, execution_id: str) -> None:
     prefill.initial["input"] = json.dumps(shown, indent=2)
 
 
+def _from_run(prefill: Prefill, run_id: str) -> None:
+    """A run's workflow, input and variables, as stored (masked once QFlow has seen it)."""
+    run = Run.objects.filter(pk=int(run_id)).first() if run_id.strip().isdigit() else None
+    if run is None:
+        prefill.notes.append(f"“{run_id[:40]}” is not a run; nothing prefilled.")
+        return
+    prefill.run = run
+    prefill.initial["workflow"] = str(run.workflow_id)
+    variables = run.variables if isinstance(run.variables, dict) else {}
+    _variables(
+        prefill,
+        [
+            (key, value, "String") if isinstance(value, str) else (key, *ov.guess_type(value)[::-1])
+            for key, value in variables.items()
+        ],
+        skip={run.correlation_key} if run.correlation_key else set(),
+        record="this run's record",
+    )
+    _input(prefill, run.input if isinstance(run.input, dict) else {})
+
+
 def _was_masked(key: str, value: str) -> bool:
     """QFlow's record holds this variable masked (or it is a secret we do not copy)."""
     if MASK in value or (len(value) >= 3 and set(value) == {"*"}):
@@ -89,36 +127,47 @@ def _was_masked(key: str, value: str) -> bool:
     return is_sensitive_key(key) and key not in ov.LEGACY_FIELDS
 
 
-def _variables(prefill: Prefill, execution: Execution) -> None:
+def _variables(
+    prefill: Prefill,
+    items: list[tuple[str, str, str | None]],
+    *,
+    skip: set[str],
+    record: str = "QFlow's record",
+) -> None:
+    """Fill the override fields and custom rows from (key, text, type or None: guess)."""
     row, masked, skipped = 0, [], []
     limit = ov.max_custom_variables()
-    for item in ov.parse_variable_strings(execution.variables):
-        hidden = _was_masked(item.key, item.value)
-        if item.key in ov.SYSTEM_FIELDS:
+    for key, value, known_kind in items:
+        if key in skip:
+            continue
+        hidden = _was_masked(key, value)
+        if key in ov.SYSTEM_FIELDS:
             if hidden:
-                masked.append(item.key)
-                prefill.masked.append(item.key)
+                masked.append(key)
+                prefill.masked.append(key)
             else:
-                prefill.initial[item.key] = item.value
+                prefill.initial[key] = value
             continue
         if row >= limit:
-            skipped.append(item.key)
+            skipped.append(key)
             continue
         if hidden:
             # The row keeps the name and comes with an empty value to enter again.
             kind, text = "String", ""
-            masked.append(item.key)
+            masked.append(key)
             prefill.masked.append(f"var_value_{row}")
+        elif known_kind is not None:
+            kind, text = known_kind, value
         else:
-            kind, text = _typed(item.value)
+            kind, text = _typed(value)
         prefill.initial.update(
-            {f"var_key_{row}": item.key, f"var_type_{row}": kind, f"var_value_{row}": text}
+            {f"var_key_{row}": key, f"var_type_{row}": kind, f"var_value_{row}": text}
         )
         row += 1
     if masked:
         prefill.notes.append(
-            f"{', '.join(masked)} {'was' if len(masked) == 1 else 'were'} masked in QFlow's "
-            f"record: enter {'it' if len(masked) == 1 else 'them'} again (left empty below)."
+            f"{', '.join(masked)} {'was' if len(masked) == 1 else 'were'} masked in {record}: "
+            f"enter {'it' if len(masked) == 1 else 'them'} again (left empty below)."
         )
     if skipped:
         prefill.notes.append(

@@ -12,5 +12,7 @@ urlpatterns = [
     path("new/", views.run_new, name="new"),
     # The audit log moved to /audit/ (it is the team's now, not only the runs').
     path("audit/", RedirectView.as_view(url="/audit/", query_string=True), name="audit"),
+    path("scheduler/", views.scheduler_status, name="scheduler"),
     path("<int:pk>/", views.run_detail, name="detail"),
+    path("<int:pk>/review/", views.run_review_decide, name="review"),
 ]

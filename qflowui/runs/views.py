@@ -1,4 +1,6 @@
-"""Run pages: the form (/runs/new/), a run (/runs/<id>/) and the history (/runs/).
+"""Run pages: the form (/runs/new/), a run (/runs/<id>/) with a Runner's review of a run
+whose answer was lost (/runs/<id>/review/), the history (/runs/), and the header's scheduler
+warning (/runs/scheduler/).
 
 The audit log is at /audit/ (qflowui/accounts/audit_views.py).
 """
@@ -8,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -19,21 +22,27 @@ from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.http.request import RawPostDataException
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.dateparse import parse_datetime
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
-from django.views.decorators.http import require_GET, require_http_methods
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from qflowui.mirror.models import Execution
+from qflowui.mirror.models import Execution, Workflow
 from qflowui.runs import audit
 from qflowui.runs import overrides as ov
 from qflowui.runs.display import shown_body, shown_json, shown_text, shown_variables
 from qflowui.runs.forms import RunForm
-from qflowui.runs.models import Run, RunState
+from qflowui.runs.heartbeat import beat_status
+from qflowui.runs.models import DOUBTFUL_STATES, Run, RunState
 from qflowui.runs.prefill import connector_ids_seen, run_prefill, workflow_variables
 from qflowui.runs.services import (
+    DID_NOT_START,
+    STARTED,
     IdempotencyConflict,
     body_digest,
+    looking_until,
     run_create,
     run_execution_refresh,
+    run_review,
 )
 
 RUN_PERMISSION = "runs.run_workflow"
@@ -87,9 +96,10 @@ def _form_get(request: HttpRequest) -> HttpResponse:
     prefill = run_prefill(
         workflow_id=request.GET.get("workflow", "")[:64],
         from_execution=request.GET.get("from", "")[:64],
+        again=request.GET.get("again", "")[:20],
     )
     form = RunForm(initial={**prefill.initial, "idempotency_key": uuid.uuid4()})
-    context = _form_context(form, notes=prefill.notes, source=prefill.execution)
+    context = _form_context(form, notes=prefill.notes, source=prefill.execution, again=prefill.run)
     if request.htmx and request.htmx.target == "workflow-info":
         return render(request, "runs/form.html#workflow-info", context)
     return render(request, "runs/form.html", context)
@@ -183,9 +193,12 @@ def _form_context(
     preview: dict[str, Any] | None = None,
     digest: str = "",
     errors: list[str] | None = None,
+    again: Run | None = None,
 ) -> dict[str, Any]:
     workflow = form.workflow_object()
     return {
+        "doubtful_runs": _doubtful_runs(workflow),
+        "again": again,
         "page_errors": errors or [],
         "form": form,
         "workflow": workflow,
@@ -200,6 +213,15 @@ def _form_context(
         "preview_notes": form.notes() if preview is not None else [],
         "digest": digest,
     }
+
+
+def _doubtful_runs(workflow: Workflow | None) -> list[Run]:
+    """Runs of this workflow whose answer was lost and that no execution is tied to yet: they
+    may still be running, and running the workflow again may start it twice."""
+    if workflow is None:
+        return []
+    doubtful = Run.objects.filter(workflow=workflow, state__in=DOUBTFUL_STATES)
+    return list(doubtful.select_related("created_by").order_by("-queued_at")[:5])
 
 
 def _cloud_groups(form: RunForm, cloud: str) -> list[dict[str, Any]]:
@@ -219,7 +241,9 @@ def _cloud_groups(form: RunForm, cloud: str) -> list[dict[str, Any]]:
 
 @require_GET
 def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    run = get_object_or_404(Run.objects.select_related("created_by", "workflow"), pk=pk)
+    run = get_object_or_404(
+        Run.objects.select_related("created_by", "workflow", "reviewed_by"), pk=pk
+    )
     execution, notice = (None, "")
     if run.state == RunState.SUBMITTED:
         execution, notice = run_execution_refresh(run)
@@ -236,6 +260,10 @@ def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "body": shown_body(run.body()),
         "response": shown_json(run.response) if run.response else "",
         "overrides": _short_overrides(run.variables),
+        "can_run": _can_run(request),
+        "looking_until": looking_until(run) if run.state == RunState.UNKNOWN else None,
+        "candidates": _candidates(run) if run.state == RunState.NEEDS_REVIEW else [],
+        "decisions": {"started": STARTED, "not_started": DID_NOT_START},
     }
     target = request.htmx.target if request.htmx else None
     if target == "run-status":
@@ -246,6 +274,83 @@ def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
         status = 200 if running else STOP_POLLING
         return render(request, "runs/detail.html#run-execution", context, status=status)
     return render(request, "runs/detail.html", context)
+
+
+def _candidates(run: Run) -> list[dict[str, Any]]:
+    """The executions listed for review, as stored (variables masked), times parsed."""
+    out = []
+    for item in run.candidates or []:
+        if not isinstance(item, dict) or not item.get("id"):
+            continue
+        created = parse_datetime(str(item.get("created_at") or ""))
+        variables = item.get("variables") if isinstance(item.get("variables"), list) else []
+        out.append(
+            {
+                "id": str(item["id"]),
+                "created_at": created,
+                "status": shown_text(item.get("status"), 60),
+                "variables": [shown_text(v, 300) for v in variables],
+            }
+        )
+    return out
+
+
+class ReviewForm(forms.Form):
+    decision = forms.ChoiceField(choices=[(STARTED, "this is it"), (DID_NOT_START, "not started")])
+    execution = forms.UUIDField(required=False)
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        if cleaned.get("decision") == STARTED and not cleaned.get("execution"):
+            raise forms.ValidationError("Choose the execution that is this run.")
+        return cleaned
+
+
+@require_POST
+def run_review_decide(request: HttpRequest, pk: int) -> HttpResponse:
+    """A Runner's answer for a needs_review run: "this is it" or "it did not start"."""
+    run = get_object_or_404(Run.objects.only("pk"), pk=pk)
+    if not _can_run(request):
+        audit.audit_record(
+            action=audit.RUN_DENIED,
+            request=request,
+            target=f"run {run.pk}",
+            detail={"action": "review", "reason": f"missing permission {RUN_PERMISSION}"},
+        )
+        return _denied(request, "decide about runs")
+    form = ReviewForm(request.POST)
+    if not form.is_valid():
+        errors = [e for field in form.errors.values() for e in field]
+        messages.error(request, " ".join(errors) or "That answer could not be read.")
+        return redirect(run)
+    execution = form.cleaned_data.get("execution")
+    decision = run_review(
+        run.pk,
+        user=request.user,
+        decision=form.cleaned_data["decision"],
+        execution_id=str(execution) if execution else None,
+        request=request,
+    )
+    level = messages.ERROR if decision.refused else messages.SUCCESS
+    if not decision.changed and not decision.refused:
+        level = messages.INFO
+    messages.add_message(request, level, decision.message)
+    return redirect(run)
+
+
+# --- the header's scheduler warning --------------------------------------------------------
+
+
+@require_GET
+def scheduler_status(request: HttpRequest) -> HttpResponse:
+    """Loaded by the header: says when Celery beat stopped (nothing while it runs)."""
+    beat = beat_status()
+    since = ""
+    if beat.last is not None:
+        last = beat.last.astimezone(UTC)
+        today = datetime.now(UTC).date()
+        since = f"{last:%H:%M} UTC" if last.date() == today else f"{last:%Y-%m-%d %H:%M} UTC"
+    return render(request, "runs/_scheduler.html", {"beat": beat, "since": since})
 
 
 # --- history ------------------------------------------------------------------------------------

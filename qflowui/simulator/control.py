@@ -1,4 +1,4 @@
-"""Runtime control of the simulator, for tests and demos. Process-global and thread-safe.
+"""Runtime control of the simulator, for tests and demos. Shared by every process serving it.
 
     from qflowui.simulator import control
     control.reset()                          # back to settings; faults, runs, calls, rates cleared
@@ -8,7 +8,9 @@
     control.dataset()                        # the demo data set, to compute expectations
     control.executions(workflow_id)          # executions as the API renders them now
 
-Fault kinds (`inject(kind, *, path=regex, method=None, times=1, **params)`; times=None: forever):
+Fault kinds (`inject(kind, *, path=regex, method=None, query=None, times=1, **params)`;
+times=None: forever; `query={"pageNumber": "2"}`: only requests with these query values, e.g.
+"the 2nd page of one workflow's execution list"):
   status              answer `status` (default 500) with optional `headers` and `body`
   latency             sleep `seconds`, then answer normally
   expire_token        401 "JWT expired", whatever the token
@@ -16,21 +18,35 @@ Fault kinds (`inject(kind, *, path=regex, method=None, times=1, **params)`; time
   redirect            `status` (default 302) to `location` (default "/")
   accept_then_status  run the request (POST /run creates the execution), answer `status` (500)
   accept_then_delay   run the request, sleep `seconds`, then answer normally
+  poison              answer normally, but with malformed records: in a list, the items from
+                      index `at` (default 0) get one poison each, in the order of `kinds`
+                      (default all of POISONS but "shape"); a single `{"data": {...}}` record
+                      gets the first. `total` is unchanged: the records are QFlow's, unreadable.
+
+The state (variants set by configure(), faults, POST /run executions, rate counters, the
+call log) lives in Django's "simulator" cache (Redis, or files in var/cache), so that the
+several web processes of `make run` serve one simulator. The demo data set itself is built
+in each process from the seed, at one moment ("anchor") they share through the same cache.
 """
 
 from __future__ import annotations
 
+import copy
 import math
+import os
 import random
 import re
 import threading
 import time
 import uuid
-from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
+from django.core.cache import caches
+from django.core.cache.backends.redis import RedisCache
 
 from . import config
 from .config import FAILED, SUCCESS, Options
@@ -45,16 +61,57 @@ FAULT_KINDS = (
     "redirect",
     "accept_then_status",
     "accept_then_delay",
+    "poison",
 )
+# What a `poison` fault does to a record, by name (markup where ids belong on purpose).
+POISONS: dict[str, Any] = {
+    "id": {"id": "not-a-uuid", "execution": "not-a-uuid"},
+    "date": {"createdAt": "yesterday"},
+    "parent": {"parentExecutionId": "<script>alert('parent')</script>"},
+    "linked": {"linkedExecutionIds": [{"evil": "<img src=x onerror=alert('linked')>"}]},
+    "status": {"status": 3},
+    "shape": "<script>alert('not an object')</script>",  # the whole record
+}
+DEFAULT_POISONS = ("id", "date", "parent", "linked", "status")
 
 
-@dataclass
 class Call:
-    method: str
-    path: str
-    query: dict[str, str]
-    time: float
-    status: int | None = None
+    """One request the simulator received; `status` is set (and stored) once it answered."""
+
+    __slots__ = ("_index", "_status", "method", "path", "query", "time")
+
+    def __init__(
+        self,
+        method: str,
+        path: str,
+        query: dict[str, str],
+        time: float,
+        status: int | None = None,
+    ) -> None:
+        self.method, self.path, self.query, self.time = method, path, query, time
+        self._status = status
+        self._index = 0  # its place in the shared call log, once recorded
+
+    @property
+    def status(self) -> int | None:
+        return self._status
+
+    @status.setter
+    def status(self, value: int | None) -> None:
+        self._status = value
+        if self._index:
+            _store().set(_call_key(self._index), (_generation(), self._index, self), KEEP_SECONDS)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Call):
+            return NotImplemented
+        mine = (self.method, self.path, self.query, self.time, self._status)
+        return mine == (other.method, other.path, other.query, other.time, other._status)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"Call({self.method} {self.path} -> {self._status})"
 
 
 @dataclass
@@ -65,10 +122,16 @@ class Fault:
     times: int | None  # None: every matching request
     params: dict[str, Any] = field(default_factory=dict)
     hits: int = 0
+    query: dict[str, str] | None = None  # query parameters that must have these values
+    key: str = ""  # names its hit counter in the shared store
 
-    def matches(self, method: str, path: str) -> bool:
+    def matches(self, method: str, path: str, query: Any = None) -> bool:
         if self.method and self.method.upper() != method.upper():
             return False
+        if self.query:
+            given = query or {}
+            if any(str(given.get(key, "")) != value for key, value in self.query.items()):
+                return False
         return self.path is None or bool(self.path.search(path))
 
 
@@ -79,14 +142,85 @@ class RateState:
     to_wait: int
 
 
-_lock = threading.RLock()
-_overrides: dict[str, Any] = {}
-_faults: list[Fault] = []
-_runs: dict[str, Execution] = {}
-_rate: deque[float] = deque()
-_running = 0
+# --- the shared state -------------------------------------------------------------------------
+
+CALLS_KEPT = 2000  # the call log keeps the last this many requests
+KEEP_SECONDS = 7 * 24 * 3600  # the state of a simulator nobody uses for a week is forgotten
+_LOCK_SECONDS = 5.0  # a holder that died frees the lock after this long
+ANCHOR_SECONDS = 7 * 24 * 3600
+
+_lock = threading.RLock()  # this process's threads; _locked() adds the other processes
 _datasets: dict[int, Dataset] = {}
-calls: list[Call] = []
+
+
+def _store() -> Any:
+    return caches["simulator"]
+
+
+@contextmanager
+def _locked() -> Iterator[None]:
+    """One writer at a time across threads and processes (read-modify-write of a key)."""
+    with _lock:
+        token = uuid.uuid4().hex
+        deadline = time.monotonic() + _LOCK_SECONDS
+        while not _store().add("lock", token, _LOCK_SECONDS):
+            if time.monotonic() > deadline:
+                break  # a stuck lock must not stall the simulator: go on without it
+            time.sleep(0.002)
+        try:
+            yield
+        finally:
+            if _store().get("lock") == token:
+                _store().delete("lock")
+
+
+def _generation() -> str:
+    """Changes at every reset(): call-log entries of an earlier generation are ignored."""
+    return _store().get("generation") or ""
+
+
+def _call_key(index: int) -> str:
+    return f"call:{index % CALLS_KEPT}"
+
+
+def _counter(key: str, delta: int) -> int:
+    """Add `delta` to a shared counter and return it (atomic on Redis; on files, atomic
+    between the threads of one process, which is what tests and a demo need)."""
+    store = _store()
+    with _lock:
+        if not isinstance(store, RedisCache):
+            # Django's incr() on files would also cut the key's lifetime to the default 300 s.
+            value = int(store.get(key) or 0) + delta
+            store.set(key, value, KEEP_SECONDS)
+            return value
+        store.add(key, 0, KEEP_SECONDS)
+        try:
+            return int(store.incr(key, delta))
+        except ValueError:  # vanished between add and incr (a reset): start again
+            store.set(key, delta, KEEP_SECONDS)
+            return delta
+
+
+def __getattr__(name: str) -> Any:
+    # `control.calls`: the shared call log, read now (oldest first).
+    if name == "calls":
+        return _calls()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _calls() -> list[Call]:
+    last = int(_store().get("calls:n") or 0)
+    first = max(1, last - CALLS_KEPT + 1)
+    if last < first:
+        return []
+    generation = _generation()
+    found = _store().get_many([_call_key(i) for i in range(first, last + 1)])
+    out = []
+    for index in range(first, last + 1):
+        entry = found.get(_call_key(index))
+        if entry is not None and entry[0] == generation and entry[1] == index:
+            out.append(entry[2])
+    return out
 
 
 # --- configuration --------------------------------------------------------------------------
@@ -95,8 +229,7 @@ calls: list[Call] = []
 def options() -> Options:
     """The options in force: settings.QFLOW_SIMULATOR_OPTIONS overlaid with configure()."""
     base = config.parse(getattr(settings, "QFLOW_SIMULATOR_OPTIONS", "") or "")
-    with _lock:
-        overrides = dict(_overrides)
+    overrides = _store().get("overrides") or {}
     return config.build(base, overrides) if overrides else base
 
 
@@ -110,33 +243,30 @@ class _Configured:
         return options()
 
     def __exit__(self, *exc: object) -> None:
-        with _lock:
-            _overrides.clear()
-            _overrides.update(self._previous)
+        _store().set("overrides", dict(self._previous), KEEP_SECONDS)
 
 
 def configure(**changes: Any) -> _Configured:
     """Change variants now, e.g. configure(run_response="data", rate_limit=3)."""
     coerced = {key: config.coerce(key, value) for key, value in changes.items()}
-    with _lock:
-        previous = dict(_overrides)
-        merged = {**_overrides, **coerced}
+    with _locked():
+        previous = dict(_store().get("overrides") or {})
+        merged = {**previous, **coerced}
         config.build(config.Options(), merged)  # cross-field checks
-        _overrides.clear()
-        _overrides.update(merged)
+        _store().set("overrides", merged, KEEP_SECONDS)
     return _Configured(previous)
 
 
 def reset() -> None:
     """Variants back to settings; faults, POST /run executions, calls and rate counters cleared."""
-    global _running
-    with _lock:
-        _overrides.clear()
-        _faults.clear()
-        _runs.clear()
-        _rate.clear()
-        calls.clear()
-        _running = 0
+    with _locked():
+        for run_id in _store().get("runs") or []:
+            _store().delete(f"run:{run_id}")
+        for fault in _store().get("faults") or []:
+            _store().delete(f"fault:{fault.key}:hits")
+        _store().delete_many(["overrides", "faults", "runs", "rate", "running"])
+        _store().set("generation", uuid.uuid4().hex, KEEP_SECONDS)
+        _store().set("calls:n", 0, KEEP_SECONDS)
 
 
 # --- faults and the call log ----------------------------------------------------------------
@@ -148,32 +278,78 @@ def inject(
     path: str | None = None,
     method: str | None = None,
     times: int | None = 1,
+    query: dict[str, Any] | None = None,
     **params: Any,
 ) -> Fault:
     if kind not in FAULT_KINDS:
         raise ValueError(f"unknown fault kind {kind!r}; use one of {', '.join(FAULT_KINDS)}")
-    fault = Fault(kind, re.compile(path) if path else None, method, times, params)
-    with _lock:
-        _faults.append(fault)
+    if kind == "poison":
+        unknown = set(_poison_kinds(params)) - set(POISONS)
+        if unknown:
+            raise ValueError(f"unknown poison {sorted(unknown)}; use some of {', '.join(POISONS)}")
+    wanted = {str(k): str(v) for k, v in (query or {}).items()} or None
+    fault = Fault(kind, re.compile(path) if path else None, method, times, params, query=wanted)
+    fault.key = uuid.uuid4().hex
+    with _locked():
+        _store().set(f"fault:{fault.key}:hits", 0, KEEP_SECONDS)
+        _store().set("faults", [*(_store().get("faults") or []), fault], KEEP_SECONDS)
     return fault
 
 
-def take_fault(method: str, path: str) -> Fault | None:
-    """The first fault matching this request, counted as used once."""
-    with _lock:
-        for fault in _faults:
-            if fault.matches(method, path):
-                fault.hits += 1
-                if fault.times is not None and fault.hits >= fault.times:
-                    _faults.remove(fault)
-                return fault
+def take_fault(method: str, path: str, query: Any = None) -> Fault | None:
+    """The first fault matching this request, counted as used once.
+
+    Each fault's hits are counted atomically in the shared store, so `times=2` is two
+    requests in all, whichever processes serve them.
+    """
+    for fault in _store().get("faults") or []:
+        if not fault.matches(method, path, query):
+            continue
+        fault.hits = _counter(f"fault:{fault.key}:hits", 1)
+        if fault.times is not None and fault.hits > fault.times:
+            continue  # used up by another request a moment ago
+        if fault.times is not None and fault.hits >= fault.times:
+            with _locked():
+                left = [f for f in _store().get("faults") or [] if f.key != fault.key]
+                _store().set("faults", left, KEEP_SECONDS)
+                _store().delete(f"fault:{fault.key}:hits")
+        return fault
     return None
+
+
+def _poison_kinds(params: dict[str, Any]) -> list[str]:
+    kinds = params.get("kinds", DEFAULT_POISONS)
+    if isinstance(kinds, str):
+        kinds = [k.strip() for k in kinds.split(",") if k.strip()]
+    return list(kinds)
+
+
+def poison(body: Any, params: dict[str, Any]) -> Any:
+    """The answer `body` with malformed records, as a `poison` fault asks (see the top)."""
+    kinds = _poison_kinds(params)
+
+    def spoil(record: Any, kind: str) -> Any:
+        change = POISONS[kind]
+        if not isinstance(change, dict) or not isinstance(record, dict):
+            return change
+        return {**record, **copy.deepcopy(change)}
+
+    if isinstance(body, dict) and isinstance(body.get("items"), list):
+        items = list(body["items"])
+        start = int(params.get("at", 0))
+        for offset, kind in enumerate(kinds):
+            if start + offset < len(items):
+                items[start + offset] = spoil(items[start + offset], kind)
+        return {**body, "items": items}
+    if isinstance(body, dict) and isinstance(body.get("data"), dict) and kinds:
+        return {**body, "data": spoil(body["data"], kinds[0])}
+    return body
 
 
 def record_call(method: str, path: str, query: dict[str, str]) -> Call:
     call = Call(method, path, query, time.time())
-    with _lock:
-        calls.append(call)
+    call._index = _counter("calls:n", 1)
+    _store().set(_call_key(call._index), (_generation(), call._index, call), KEEP_SECONDS)
     return call
 
 
@@ -182,33 +358,29 @@ def record_call(method: str, path: str, query: dict[str, str]) -> Call:
 
 def rate_take(now: float, opts: Options) -> RateState:
     """Count one call against the rolling window, unless the window is full."""
-    with _lock:
-        while _rate and _rate[0] <= now - opts.rate_window_seconds:
-            _rate.popleft()
-        if len(_rate) >= opts.rate_limit:
-            wait = _rate[0] + opts.rate_window_seconds - now
+    with _locked():
+        rate = [t for t in _store().get("rate") or [] if t > now - opts.rate_window_seconds]
+        if len(rate) >= opts.rate_limit:
+            _store().set("rate", rate, KEEP_SECONDS)
+            wait = rate[0] + opts.rate_window_seconds - now
             return RateState(False, 0, max(1, math.ceil(wait)))
-        _rate.append(now)
-        return RateState(True, opts.rate_limit - len(_rate), 0)
+        rate.append(now)
+        _store().set("rate", rate, KEEP_SECONDS)
+        return RateState(True, opts.rate_limit - len(rate), 0)
 
 
 def rate_peek(now: float, opts: Options) -> RateState:
-    with _lock:
-        used = sum(1 for t in _rate if t > now - opts.rate_window_seconds)
+    used = sum(1 for t in _store().get("rate") or [] if t > now - opts.rate_window_seconds)
     return RateState(used < opts.rate_limit, max(0, opts.rate_limit - used), 0)
 
 
 def enter() -> int:
-    global _running
-    with _lock:
-        _running += 1
-        return _running
+    return _counter("running", 1)
 
 
 def leave() -> None:
-    global _running
-    with _lock:
-        _running = max(0, _running - 1)
+    if _counter("running", -1) < 0:
+        _store().set("running", 0, KEEP_SECONDS)
 
 
 # --- data ---------------------------------------------------------------------------------
@@ -232,20 +404,33 @@ def dataset() -> Dataset:
         with _lock:
             found = _datasets.get(seed)
             if found is None:
-                found = _datasets[seed] = build_dataset(seed, now_ms())
+                found = _datasets[seed] = build_dataset(seed, _anchor_ms(seed))
     return found
 
 
+def _anchor_ms(seed: int) -> int:
+    """When the data set ends, shared by the processes one server started (gunicorn's
+    workers have one parent), so they place every execution at the same moment; a restart
+    (a new parent) places the data afresh."""
+    key = f"anchor:{seed}:{os.getppid()}"
+    _store().add(key, now_ms(), ANCHOR_SECONDS)
+    return int(_store().get(key) or now_ms())
+
+
+def _runs(run_ids: list[str] | None = None) -> list[Execution]:
+    ids = _store().get("runs") or [] if run_ids is None else run_ids
+    found = _store().get_many([f"run:{run_id}" for run_id in ids])
+    return [found[key] for key in (f"run:{run_id}" for run_id in ids) if key in found]
+
+
 def find_execution(execution_id: str) -> Execution | None:
-    with _lock:
-        run = _runs.get(execution_id)
+    run = _store().get(f"run:{execution_id}")
     return run or dataset().execution(execution_id)
 
 
 def workflow_executions(workflow_id: str) -> list[Execution]:
     """Data set executions plus POST /run ones of a workflow, newest first."""
-    with _lock:
-        runs = [r for r in _runs.values() if r.workflow_id == workflow_id]
+    runs = [r for r in _runs() if r.workflow_id == workflow_id]
     found = dataset().by_workflow.get(workflow_id, [])
     if not runs:
         return found
@@ -283,6 +468,7 @@ def start_run(
         duration_ms=max(1, int(duration * 1000)),
         final=final,
     )
-    with _lock:
-        _runs[run.id] = run
+    with _locked():
+        _store().set(f"run:{run.id}", run, KEEP_SECONDS)
+        _store().set("runs", [*(_store().get("runs") or []), run.id], KEEP_SECONDS)
     return run

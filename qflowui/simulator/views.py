@@ -108,7 +108,7 @@ def _respond(
     api: bool,
     opts: Options,
 ) -> tuple[HttpResponse, control.RateState | None]:
-    fault = control.take_fault(request.method or "GET", request.path)
+    fault = control.take_fault(request.method or "GET", request.path, request.GET)
     if fault is not None and fault.kind == "latency":
         time.sleep(float(fault.params.get("seconds", 1.0)))
         fault = None
@@ -125,6 +125,9 @@ def _respond(
         return HttpResponse(text, content_type="application/json"), None
 
     response, rate = _normal(request, handler, kwargs, methods, api, opts)
+    if fault is not None and fault.kind == "poison" and response.status_code == 200:
+        body = control.poison(json.loads(response.content), fault.params)
+        return _json(body), rate
     if fault is not None and fault.kind == "accept_then_status":
         return _fault_response("status", {"status": 500, **fault.params}), rate
     if fault is not None and fault.kind == "accept_then_delay":

@@ -1,13 +1,25 @@
-"""Display helpers for times and durations: relative, absolute with the zone named, human."""
+"""Display helpers: times and durations (relative, absolute with the zone named, human), and
+long upstream texts cut to TEXT_LIMIT with the way to the whole text."""
 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
+from urllib.parse import quote
 
 from django import template
+from django.template.defaultfilters import filesizeformat
+from django.urls import reverse
 from django.utils import timezone
 
+from qflowui.qflow.errors import QflowInvalidId
+from qflowui.qflow.validate import check_node_id
+
 register = template.Library()
+
+# Characters of one upstream text (an error, a tag, a variable, a name) shown on a page: a
+# 2 MB step error once made a 4.8 MB page. The whole text is one link away.
+TEXT_LIMIT = 10 * 1024
 
 
 def zone_label(local: datetime) -> str:
@@ -93,3 +105,51 @@ def duration(ms: int | None) -> str:
         return f"{hours} h {minutes} m" if minutes else f"{hours} h"
     days, hours = divmod(hours, 24)
     return f"{days} d {hours} h" if hours else f"{days} d"
+
+
+# --- long upstream texts --------------------------------------------------------------------
+#
+# These return plain strings: the template escapes them like any other value. Nothing from
+# QFlow is ever marked safe here.
+
+
+def _text(value: Any) -> str:
+    return "" if value is None else value if isinstance(value, str) else str(value)
+
+
+@register.filter
+def truncate_text(value: Any, limit: int = TEXT_LIMIT) -> str:
+    """The first `limit` characters (10 KB) of an upstream text, "…" after them when cut."""
+    text = _text(value)
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+@register.filter
+def is_cut(value: Any, limit: int = TEXT_LIMIT) -> bool:
+    """True when `truncate_text` cuts this text."""
+    return len(_text(value)) > limit
+
+
+@register.filter
+def text_size(value: Any) -> str:
+    """The size of a text as a person reads it: `2.0 MB`, `12.5 KB`."""
+    text = _text(value)
+    return filesizeformat(len(text.encode("utf-8", "surrogatepass")))
+
+
+@register.simple_tag
+def step_error_url(execution_id: Any, node_id: Any) -> str:
+    """Where a step's whole error is (masked, plain text), or "" when the node id cannot be
+    part of a URL (then the export has it)."""
+    try:
+        check_node_id(node_id)
+    except QflowInvalidId:
+        return ""
+    detail = reverse("executions:detail", args=[execution_id])
+    return f"{detail}steps/{quote(node_id, safe='')}/error.txt"
+
+
+@register.simple_tag
+def execution_text_url(execution_id: Any, field: str, index: int) -> str:
+    """Where one of an execution's variables or tags is whole (masked, plain text)."""
+    return reverse("executions:text", args=[execution_id, field, index])
