@@ -482,3 +482,19 @@ def test_a_2_mb_step_error_makes_a_small_page_with_show_all(long_texts, viewer_c
     assert get(viewer_client, f"{BASE}texts/tags/9.txt").status_code == 404
     assert get(viewer_client, f"{BASE}texts/raw/0.txt").status_code == 404
     assert get(viewer_client, f"{BASE}steps/trigger/error.txt").status_code == 404
+
+
+def test_an_error_body_nested_10000_levels_deep_is_still_just_an_error():
+    import requests
+
+    from qflowui.qflow.errors import QflowUnavailable
+    from qflowui.qflow.transport import error_for_response
+
+    response = requests.Response()
+    response.status_code = 500
+    response._content = ("[" * 10_000 + "]" * 10_000).encode()
+
+    error = error_for_response(response)
+
+    assert isinstance(error, QflowUnavailable)
+    assert "HTTP 500" in str(error)

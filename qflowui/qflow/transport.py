@@ -7,7 +7,6 @@ response into our errors.
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import threading
@@ -199,7 +198,8 @@ def clean_detail(text: str, secrets: tuple[str, ...] = ()) -> str | None:
 def qflow_message(response: requests.Response, secrets: tuple[str, ...] = ()) -> str | None:
     """QFlow's own message from a JSON error body; plain-text and HTML bodies are not shown."""
     try:
-        body = json.loads(response.content)
+        # Bounded in depth: an error body nested 10,000 levels deep is still just an error.
+        body = jsonio.loads_pruned(response.content)
     except ValueError:
         return None
     if isinstance(body, str):
