@@ -1,32 +1,47 @@
-# qflowui production image: gunicorn serving Django; the same image runs the Celery
-# worker and beat (see docker-compose.yml).
+# qflowui image: gunicorn serving Django by default; the same image runs the Celery worker,
+# Celery beat, the migrations and (in the demo) the QFlow simulator: see docker-compose.yml
+# and compose.demo.yml, which also give each service its own health check (the image has
+# none: an HTTP check would fail in a worker or beat container).
 FROM python:3.11-slim-bookworm
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
-    QFLOWUI_VAR_DIR=/app/var
+    QFLOWUI_VAR_DIR=/app/var \
+    DJANGO_STATIC_ROOT=/app/staticfiles
 
 RUN apt-get update \
  && apt-get install -y --no-install-recommends graphviz \
  && rm -rf /var/lib/apt/lists/*
 
+# A non-root user with a writable home (gunicorn keeps its control socket in ~/.gunicorn).
+RUN groupadd --system --gid 10001 qflowui \
+ && useradd --system --uid 10001 --gid qflowui --home-dir /home/qflowui --create-home \
+      --shell /usr/sbin/nologin qflowui
+
 WORKDIR /app
 COPY requirements.txt .
-RUN pip install -r requirements.txt
+RUN pip install --root-user-action=ignore -r requirements.txt
 
 COPY manage.py ./
 COPY qflowui ./qflowui
 COPY templates ./templates
 COPY static ./static
 
+# Static files are collected now, into /app/staticfiles (read-only, part of the image), not
+# into var/: var/ is a volume for what must persist (beat's schedule, the demo password).
 # collectstatic needs settings but no secrets or services.
-RUN DJANGO_SECRET_KEY=collectstatic-only python manage.py collectstatic --noinput -v 0 \
- && useradd --system --uid 10001 --home-dir /app qflowui \
- && mkdir -p /app/var && chown -R qflowui /app/var
+# Bytecode compiled now too: every process and health check starts without compiling.
+RUN DJANGO_SECRET_KEY=collectstatic-only QFLOWUI_VAR_DIR=/tmp/build-var \
+      python manage.py collectstatic --noinput -v 0 \
+ && python -m compileall -q qflowui \
+ && rm -rf /tmp/build-var \
+ && mkdir -p /app/var \
+ && chown qflowui:qflowui /app/var
 
 USER qflowui
+ENV HOME=/home/qflowui
 EXPOSE 8000
-HEALTHCHECK --interval=30s --timeout=5s CMD python -c "import urllib.request,sys; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=4).status == 200 else 1)"
-CMD ["gunicorn", "qflowui.wsgi", "--bind", "0.0.0.0:8000", "--workers", "3", "--threads", "4", "--timeout", "60", "--access-logfile", "-"]
+# Port 8000; WEB_CONCURRENCY worker processes (default 3); see qflowui/gunicorn_conf.py.
+CMD ["gunicorn", "qflowui.wsgi", "--config", "python:qflowui.gunicorn_conf"]

@@ -12,7 +12,7 @@ import os
 import shutil
 import sys
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
@@ -22,12 +22,34 @@ VAR_DIR = Path(os.environ.get("QFLOWUI_VAR_DIR", "").strip() or BASE_DIR / "var"
 VAR_DIR.mkdir(parents=True, exist_ok=True)
 
 
+def env_raw(name: str) -> str | None:
+    """The raw value of setting `name`: the variable NAME, else the content of the file named
+    by NAME_FILE (the Docker secrets convention; its trailing newline dropped), else None.
+
+    A blank NAME counts as unset. NAME and NAME_FILE both set, or a file that cannot be read,
+    stop the app with a message naming the variable and the path, never the content.
+    """
+    value = os.environ.get(name)
+    path = os.environ.get(f"{name}_FILE", "").strip()
+    if not path:
+        return value
+    if value is not None and value.strip():
+        raise ImproperlyConfigured(f"{name} and {name}_FILE are both set: set only one of them")
+    try:
+        content = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not UTF-8 text"
+        raise ImproperlyConfigured(f"{name}_FILE={path!r} cannot be read: {reason}") from None
+    return content.rstrip("\r\n")
+
+
 def env_str(name: str, default: str = "") -> str:
-    return os.environ.get(name, default).strip()
+    raw = env_raw(name)
+    return (default if raw is None else raw).strip()
 
 
 def env_bool(name: str, default: bool) -> bool:
-    raw = os.environ.get(name)
+    raw = env_raw(name)
     if raw is None or raw.strip() == "":
         return default
     value = raw.strip().lower()
@@ -39,7 +61,7 @@ def env_bool(name: str, default: bool) -> bool:
 
 
 def env_int(name: str, default: int, minimum: int | None = None) -> int:
-    raw = os.environ.get(name)
+    raw = env_raw(name)
     if raw is None or raw.strip() == "":
         return default
     try:
@@ -52,7 +74,7 @@ def env_int(name: str, default: int, minimum: int | None = None) -> int:
 
 
 def env_float(name: str, default: float) -> float:
-    raw = os.environ.get(name)
+    raw = env_raw(name)
     if raw is None or raw.strip() == "":
         return default
     try:
@@ -62,7 +84,7 @@ def env_float(name: str, default: float) -> float:
 
 
 def env_list(name: str, default: list[str]) -> list[str]:
-    raw = os.environ.get(name)
+    raw = env_raw(name)
     if raw is None or raw.strip() == "":
         return default
     return [item.strip() for item in raw.split(",") if item.strip()]
@@ -106,6 +128,11 @@ MIDDLEWARE = [
     # /healthz is answered here, before anything that could redirect it, read the session or
     # query the database: it stays instant while the database hangs.
     "qflowui.core.middleware.HealthzMiddleware",
+    # A request id (a safe incoming X-Request-ID, else a new one) in every log line, in the
+    # tasks the request enqueues, on error pages and in the X-Request-ID response header.
+    "qflowui.core.requestid.RequestIdMiddleware",
+    # Request counts and latencies for /metrics, by method, view name and status class.
+    "qflowui.core.metrics.RequestMetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # A database that is down or too slow gives a short 503 page, never a bare 500.
     "qflowui.core.middleware.DatabaseUnavailableMiddleware",
@@ -121,6 +148,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # With single sign-on, sign-out's form may lead on to the provider (CSP form-action).
+    "qflowui.accounts.middleware.OidcFormActionMiddleware",
     "qflowui.core.middleware.ContentSecurityPolicyMiddleware",
     # Behind the login: Cache-Control: no-store, private on every response.
     "qflowui.core.middleware.NoStoreMiddleware",
@@ -141,6 +170,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "qflowui.core.requestid.context",  # request_id, for pages a user may quote
             ],
         },
     },
@@ -152,6 +182,11 @@ DATABASES = {
         conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 0, minimum=0),
     )
 }
+# DATABASE_PASSWORD (or DATABASE_PASSWORD_FILE, a Docker secret) fills in a DATABASE_URL that
+# carries no password (a password in the URL wins): the URL can live in plain configuration.
+DATABASE_PASSWORD = env_str("DATABASE_PASSWORD")
+if DATABASE_PASSWORD and not DATABASES["default"].get("PASSWORD"):
+    DATABASES["default"]["PASSWORD"] = DATABASE_PASSWORD
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Web, worker and beat share the file: wait for locks instead of failing.
     DATABASES["default"].setdefault("OPTIONS", {}).update(
@@ -196,7 +231,11 @@ LOGOUT_REDIRECT_URL = "login"
 # The address is REMOTE_ADDR only: a forwarded header is the client's word, not a fact.
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
-    "django.contrib.auth.backends.ModelBackend",
+    # Django's ModelBackend, refusing passwords when QFLOWUI_PASSWORD_LOGIN is off (except
+    # superusers at /accounts/break-glass/).
+    "qflowui.accounts.backends.PasswordBackend",
+    # Single sign-on (OpenID Connect): answers only the /oidc/callback/ request.
+    "qflowui.accounts.oidc.OidcBackend",
 ]
 QFLOWUI_LOGIN_FAILURE_LIMIT = env_int("QFLOWUI_LOGIN_FAILURE_LIMIT", 5, minimum=1)
 QFLOWUI_LOGIN_COOLOFF_MINUTES = env_int("QFLOWUI_LOGIN_COOLOFF_MINUTES", 15, minimum=1)
@@ -213,6 +252,72 @@ AXES_HTTP_RESPONSE_CODE = 429
 # Sign-ins are in qflowui's own audit log (/audit/); axes keeps only the failure counters.
 AXES_DISABLE_ACCESS_LOG = True
 AXES_SENSITIVE_PARAMETERS = ["username", "ip_address", "password", "csrfmiddlewaretoken"]
+# The OpenID Connect callback is no password sign-in: the provider guards its own login.
+AXES_WHITELIST_CALLABLE = "qflowui.accounts.oidc.axes_whitelisted"
+
+# Single sign-on with OpenID Connect (mozilla-django-oidc; qflowui/accounts/oidc.py). On when
+# OIDC_ISSUER and OIDC_CLIENT_ID are set. The endpoints come from the issuer's discovery
+# document, fetched when first needed and cached, never here: a provider that is down never
+# stops the app from starting, nor password sign-in.
+OIDC_ISSUER = env_str("OIDC_ISSUER").rstrip("/")
+OIDC_CLIENT_ID = env_str("OIDC_CLIENT_ID")
+OIDC_CLIENT_SECRET = env_str("OIDC_CLIENT_SECRET")
+OIDC_SCOPES = env_str("OIDC_SCOPES") or "openid email profile groups"
+OIDC_TOKEN_AUTH_METHOD = env_str("OIDC_TOKEN_AUTH_METHOD") or "client_secret_basic"
+OIDC_GROUPS_CLAIM = env_str("OIDC_GROUPS_CLAIM") or "groups"
+OIDC_VIEWER_GROUPS = env_list("OIDC_VIEWER_GROUPS", [])
+OIDC_RUNNER_GROUPS = env_list("OIDC_RUNNER_GROUPS", [])
+OIDC_ADMIN_GROUPS = env_list("OIDC_ADMIN_GROUPS", [])
+OIDC_PROVIDER_NAME = env_str("OIDC_PROVIDER_NAME") or "your identity provider"
+# Seconds the discovery document is kept (a failure to fetch it: a few seconds).
+OIDC_DISCOVERY_CACHE_SECONDS = env_int("OIDC_DISCOVERY_CACHE_SECONDS", 300, minimum=1)
+# false: no password form on the login page, passwords refused everywhere except
+# /accounts/break-glass/ (superusers only).
+QFLOWUI_PASSWORD_LOGIN = env_bool("QFLOWUI_PASSWORD_LOGIN", True)
+if OIDC_TOKEN_AUTH_METHOD not in {"client_secret_basic", "client_secret_post"}:
+    raise ImproperlyConfigured(
+        f"OIDC_TOKEN_AUTH_METHOD={OIDC_TOKEN_AUTH_METHOD!r} is not supported "
+        "(use client_secret_basic or client_secret_post)"
+    )
+
+
+def oidc_issuer_problem(issuer: str) -> str | None:
+    """Why this issuer URL is refused, or None: https only (plain http on loopback only),
+    no credentials, no query or fragment (OpenID Connect Discovery 1.0, section 3)."""
+    import ipaddress
+
+    try:
+        parts = urlsplit(issuer)
+        host = parts.hostname or ""
+    except ValueError:
+        return "is not a URL"
+    if parts.scheme not in {"http", "https"} or not host:
+        return "is not an https URL"
+    if "@" in parts.netloc or parts.query or parts.fragment:
+        return "must not carry credentials, a query or a fragment"
+    if parts.scheme == "http":
+        try:
+            loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            loopback = False
+        if not loopback:
+            return "must use https (plain http only on a loopback address)"
+    return None
+
+
+if OIDC_ISSUER and (_issuer_problem := oidc_issuer_problem(OIDC_ISSUER)):
+    _shown_issuer = OIDC_ISSUER if "@" not in OIDC_ISSUER else "(not shown: it has credentials)"
+    raise ImproperlyConfigured(f"OIDC_ISSUER={_shown_issuer!r} {_issuer_problem}")
+# mozilla-django-oidc's own settings that are fixed here; the others (client, scopes, endpoints,
+# token auth method) are derived from the OIDC_* above by qflowui.accounts.oidc.
+OIDC_AUTHENTICATE_CLASS = "qflowui.accounts.oidc.AuthenticateView"
+OIDC_CALLBACK_CLASS = "qflowui.accounts.oidc.CallbackView"
+OIDC_OP_LOGOUT_URL_METHOD = "qflowui.accounts.oidc.provider_logout_url"
+OIDC_RP_SIGN_ALGO = "RS256"
+OIDC_USE_PKCE = True
+OIDC_STORE_ID_TOKEN = True  # the id_token_hint of the provider's sign-out
+OIDC_TIMEOUT = 10
+LOGIN_REDIRECT_URL_FAILURE = "/accounts/login/"
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
@@ -220,8 +325,10 @@ USE_I18N = False
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = VAR_DIR / "staticfiles"
-STATIC_ROOT.mkdir(exist_ok=True)  # WhiteNoise warns about a missing root
+# collectstatic's target. The Docker image collects at build time into /app/staticfiles,
+# outside the var/ volume (DJANGO_STATIC_ROOT), so a new image never serves old files.
+STATIC_ROOT = Path(env_str("DJANGO_STATIC_ROOT") or VAR_DIR / "staticfiles")
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # WhiteNoise warns about a missing root
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
@@ -244,6 +351,9 @@ SECURE_HSTS_SECONDS = 31536000 if SECURE_SSL else 0
 SECURE_HSTS_INCLUDE_SUBDOMAINS = SECURE_SSL
 SECURE_HSTS_PRELOAD = SECURE_SSL
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if SECURE_SSL else None
+# Probes (container health checks, load balancers) speak plain http to the container itself:
+# never redirected. qflowui.core.middleware.HealthzMiddleware answers them before the host check.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 SESSION_COOKIE_HTTPONLY = True
@@ -251,6 +361,14 @@ X_FRAME_OPTIONS = "DENY"
 
 # Celery: Redis in production, an embedded filesystem broker by default.
 REDIS_URL = env_str("REDIS_URL")
+# REDIS_PASSWORD (or REDIS_PASSWORD_FILE) fills in a REDIS_URL that carries no password (a
+# password in the URL wins).
+REDIS_PASSWORD = env_str("REDIS_PASSWORD")
+if REDIS_PASSWORD and REDIS_URL and urlsplit(REDIS_URL).password is None:
+    _redis = urlsplit(REDIS_URL)
+    _redis_user = quote(_redis.username or "", safe="")
+    _redis_auth = f"{_redis_user}:{quote(REDIS_PASSWORD, safe='')}@"
+    REDIS_URL = _redis._replace(netloc=_redis_auth + _redis.netloc.rpartition("@")[2]).geturl()
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL") or REDIS_URL or "filesystem://"
 CELERY_BROKER_TRANSPORT_OPTIONS: dict = {}
 if CELERY_BROKER_URL.startswith("filesystem://"):
@@ -345,7 +463,21 @@ QFLOW_DEMO_CLIENT_SECRET = "qflowui-demo-secret"  # noqa: S105 - public demo val
 QFLOW_TOKEN = env_str("QFLOW_TOKEN")
 QFLOW_CLIENT_ID = env_str("QFLOW_CLIENT_ID")
 QFLOW_CLIENT_SECRET = env_str("QFLOW_CLIENT_SECRET")
-if QFLOW_SIMULATOR and not (QFLOW_TOKEN or QFLOW_CLIENT_ID):
+# QFLOWUI_DEMO: the upstream is a QFlow simulator run elsewhere (the Docker demo's own
+# `simulator` service): the demo pair is the default credential, nothing else is accepted (so
+# a demo login never sits next to a real gateway's data), and ensure_demo_user creates the
+# `demo` login as it does with the built-in simulator.
+QFLOWUI_DEMO = env_bool("QFLOWUI_DEMO", False)
+if QFLOWUI_DEMO and (
+    QFLOW_TOKEN
+    or QFLOW_CLIENT_ID not in {"", QFLOW_DEMO_CLIENT_ID}
+    or QFLOW_CLIENT_SECRET not in {"", QFLOW_DEMO_CLIENT_SECRET}
+):
+    raise ImproperlyConfigured(
+        "QFLOWUI_DEMO=true is for a QFlow simulator upstream: leave QFLOW_TOKEN, "
+        "QFLOW_CLIENT_ID and QFLOW_CLIENT_SECRET unset (the public demo pair is used)"
+    )
+if (QFLOW_SIMULATOR or QFLOWUI_DEMO) and not (QFLOW_TOKEN or QFLOW_CLIENT_ID):
     QFLOW_CLIENT_ID = QFLOW_DEMO_CLIENT_ID
     QFLOW_CLIENT_SECRET = QFLOW_DEMO_CLIENT_SECRET
 QFLOW_TIMEOUT_SECONDS = env_float("QFLOW_TIMEOUT_SECONDS", 10.0)
@@ -425,17 +557,40 @@ if "@" in _upstream.netloc:
         f"QFLOW_BASE_URL={shown_url(QFLOW_BASE_URL)!r} must not carry credentials: "
         "set QFLOW_CLIENT_ID and QFLOW_CLIENT_SECRET (or QFLOW_TOKEN) instead"
     )
-if _upstream.scheme == "http" and _upstream.hostname not in {"127.0.0.1", "localhost", "::1"}:
+# Host names allowed over plain http besides loopback, by explicit opt-in: the Docker demo's
+# `simulator` service on the stack's private network. Never a real gateway.
+QFLOW_ALLOW_HTTP_HOSTS = [host.lower() for host in env_list("QFLOW_ALLOW_HTTP_HOSTS", [])]
+if _upstream.scheme == "http" and _upstream.hostname not in {
+    "127.0.0.1",
+    "localhost",
+    "::1",
+    *QFLOW_ALLOW_HTTP_HOSTS,
+}:
     # The bearer token would travel in clear text: only loopback may use plain http.
-    raise ImproperlyConfigured(f"QFLOW_BASE_URL={shown_url(QFLOW_BASE_URL)!r} must use https")
+    raise ImproperlyConfigured(
+        f"QFLOW_BASE_URL={shown_url(QFLOW_BASE_URL)!r} must use https "
+        "(or name its host in QFLOW_ALLOW_HTTP_HOSTS, for a simulator on a private network)"
+    )
 
+# /metrics (Prometheus text format) answers only `Authorization: Bearer <this token>`;
+# unset: /metrics is off (404). QFLOWUI_METRICS_TOKEN_FILE works too.
+QFLOWUI_METRICS_TOKEN = env_str("QFLOWUI_METRICS_TOKEN")
+
+# Log lines: plain text (default) or one JSON object per line (LOG_FORMAT=json), with the
+# request id and user, in web, worker and beat processes alike (qflowui.core.logformat).
+LOG_FORMAT = env_str("LOG_FORMAT", "plain").lower() or "plain"
+if LOG_FORMAT not in {"plain", "json"}:
+    raise ImproperlyConfigured(f"LOG_FORMAT={LOG_FORMAT!r} is not plain or json")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     # Every record is made safe where it is created (no secret, no raw control character
     # from upstream text): qflowui.core.logsafe, installed by the core app.
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {
+        "plain": {"()": "qflowui.core.logformat.PlainFormatter"},
+        "json": {"()": "qflowui.core.logformat.JsonFormatter"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     "loggers": {
         "urllib3": {"level": "WARNING"},

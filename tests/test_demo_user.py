@@ -82,3 +82,22 @@ def test_with_the_simulator_the_demo_login_is_made_and_printed(settings, tmp_pat
     assert f"user demo  password {password}" in out
     run_command()
     assert get_user_model().objects.count() == 1
+
+
+@override_settings(
+    QFLOW_SIMULATOR=False,
+    QFLOWUI_DEMO=True,
+    QFLOW_BASE_URL="http://simulator:8000",
+    QFLOW_ALLOW_HTTP_HOSTS=["simulator"],
+)
+def test_the_docker_demo_with_a_simulator_service_gets_the_demo_login(settings, tmp_path):
+    # compose.demo.yml: the upstream is the simulator service (QFLOWUI_DEMO, which settings
+    # accept only with the public demo credentials); the migrate service prints the login.
+    settings.VAR_DIR = tmp_path
+    out, err = run_command()
+
+    demo = get_user_model().objects.get(username="demo")
+    password = (tmp_path / "demo-password.txt").read_text().strip()
+    assert demo.check_password(password) and demo.is_active and demo.is_staff
+    assert f"qflowui demo login:  user demo  password {password}" in out
+    assert err == ""

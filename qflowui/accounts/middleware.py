@@ -107,3 +107,27 @@ def no_access_response(request: HttpRequest) -> HttpResponse:
     if getattr(request, "htmx", False):
         template += "#no-access"
     return render(request, template, context, status=403)
+
+
+class OidcFormActionMiddleware:
+    """With single sign-on, sign-out (a form posted to /accounts/logout/) is redirected on to
+    the provider's end-session page; browsers apply the page's CSP form-action to that
+    redirect, so the provider's origin joins 'self' there. Placed before (outside) the CSP
+    middleware: it amends the header that one sets."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        policy = response.headers.get("Content-Security-Policy")
+        if not policy or "form-action 'self'" not in policy:
+            return response
+        from qflowui.accounts import oidc
+
+        sources = oidc.form_action_sources()
+        if sources:
+            response.headers["Content-Security-Policy"] = policy.replace(
+                "form-action 'self'", " ".join(["form-action 'self'", *sources]), 1
+            )
+        return response

@@ -55,13 +55,21 @@ def typed_username(credentials: dict[str, Any] | None) -> str:
     return "" if value is None else str(value)[: audit.NAME_LENGTH]
 
 
+def sign_in_method(request: HttpRequest | None) -> str:
+    if getattr(request, "qflowui_break_glass", False):
+        return "break-glass password"
+    return "password"
+
+
 def on_logged_in(sender: Any, request: HttpRequest | None, user: Any, **kwargs: Any) -> None:
+    # Single sign-on leaves its own detail (provider, groups, access given) on the request.
+    detail = getattr(request, "qflowui_login_detail", None) or {"method": sign_in_method(request)}
     _record(
         action=audit.LOGIN,
         request=request,
         user=user,
         target=f"user {user.get_username()}",
-        detail={"path": _path(request)},
+        detail={"path": _path(request), **detail},
     )
 
 
@@ -71,6 +79,8 @@ def on_login_failed(
     request: HttpRequest | None = None,
     **kwargs: Any,
 ) -> None:
+    if credentials and "nonce" in credentials:
+        return  # the OpenID Connect callback: qflowui.accounts.oidc records it, with its reason
     name = typed_username(credentials)
     # A request refused because the name was already locked: AxesStandaloneBackend marked it
     # before the signal, and axes counted no failure for it. (The failure that sets a lock is
@@ -83,7 +93,13 @@ def on_login_failed(
         request=request,
         actor_name=name,
         target=f"user {name}",
-        detail={"path": _path(request), "reason": WHILE_LOCKED if locked else WRONG_CREDENTIALS},
+        detail={
+            "path": _path(request),
+            "method": sign_in_method(request),
+            "reason": WHILE_LOCKED
+            if locked
+            else getattr(request, "qflowui_login_refusal", None) or WRONG_CREDENTIALS,
+        },
     )
 
 

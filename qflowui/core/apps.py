@@ -9,6 +9,8 @@ class CoreConfig(AppConfig):
     verbose_name = "qflowui core"
 
     def ready(self) -> None:
-        from qflowui.core import logsafe
+        from qflowui.core import logsafe, requestid
 
         logsafe.install()
+        # On top of logsafe's: every record also gets the request id and user.
+        requestid.install()

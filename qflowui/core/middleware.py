@@ -9,11 +9,16 @@ from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
 
 HEALTHZ_PATH = "/healthz"
+READYZ_PATH = "/readyz"
 
 
 class HealthzMiddleware:
     """Answers /healthz before any other middleware: no https redirect, no session, no user,
-    no database. A database that hangs cannot slow the liveness probe down."""
+    no database. A database that hangs cannot slow the liveness probe down.
+
+    /readyz too (it checks the database and the broker itself): a probe speaks plain http to
+    the container's own address (Host 127.0.0.1 or a pod IP), which neither the https
+    redirect nor ALLOWED_HOSTS must turn away. Neither answer carries any data."""
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
@@ -23,6 +28,10 @@ class HealthzMiddleware:
             from qflowui.core.views import healthz
 
             return healthz(request)
+        if request.path_info == READYZ_PATH:
+            from qflowui.core.views import readyz
+
+            return readyz(request)
         return self.get_response(request)
 
 

@@ -9,11 +9,11 @@ from django.contrib.auth.decorators import login_not_required
 from django.db import InterfaceError, OperationalError, connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.template.loader import render_to_string
-from django.views import defaults
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
 from qflowui.core.broker import broker_reachable
+from qflowui.core.requestid import current_request_id
 from qflowui.runs.heartbeat import beat_status
 
 logger = logging.getLogger(__name__)
@@ -41,7 +41,8 @@ def database_unavailable(request: HttpRequest, exc: BaseException | None = None)
         request.path,
         type(exc).__name__ if exc is not None else "unknown",
     )
-    html = render_to_string("503.html", {"retry_seconds": DATABASE_RETRY_AFTER_SECONDS})
+    context = {"retry_seconds": DATABASE_RETRY_AFTER_SECONDS, "request_id": _request_id(request)}
+    html = render_to_string("503.html", context)
     response = HttpResponse(html, status=503)
     response["Retry-After"] = str(DATABASE_RETRY_AFTER_SECONDS)
     response["Cache-Control"] = "no-store, private"
@@ -54,7 +55,31 @@ def server_error(request: HttpRequest) -> HttpResponse:
     exc = sys.exc_info()[1]
     if isinstance(exc, DATABASE_ERRORS):
         return database_unavailable(request, exc)
-    return defaults.server_error(request)
+    return _error_page(request, "500.html", 500)
+
+
+def page_not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    """handler404: a short page with the request id (no database, no user)."""
+    return _error_page(request, "404.html", 404)
+
+
+def permission_denied(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    """handler403: a short page with the request id (no database, no user)."""
+    return _error_page(request, "403.html", 403)
+
+
+def _error_page(request: HttpRequest, template: str, status: int) -> HttpResponse:
+    """Rendered without the request's context processors: no session, user or database."""
+    try:
+        html = render_to_string(template, {"request_id": _request_id(request)})
+    except Exception:  # the error page itself failed: a bare one
+        logger.exception("error page %s could not be rendered", template)
+        return HttpResponse(f"Error {status}", status=status, content_type="text/plain")
+    return HttpResponse(html, status=status)
+
+
+def _request_id(request: HttpRequest) -> str | None:
+    return getattr(request, "request_id", None) or current_request_id()
 
 
 @login_not_required

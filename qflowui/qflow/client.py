@@ -21,8 +21,10 @@ from urllib.parse import quote
 import requests
 import urllib3
 
+from qflowui.core.counters import count_upstream_error
+
 from .auth import TOKEN_CACHE, token_from_body
-from .errors import QflowBadResponse, QflowConfigError, QflowUnavailable
+from .errors import QflowBadResponse, QflowConfigError, QflowError, QflowUnavailable
 from .parse import (
     parse_execution,
     parse_page,
@@ -55,6 +57,15 @@ _RETRYABLE = (
     requests.Timeout,
     requests.exceptions.ChunkedEncodingError,
 )
+
+
+def _decoded(response: requests.Response, what: str) -> Any:
+    """The JSON of a good answer; an unreadable one is counted as a bad_response error."""
+    try:
+        return decode_json(response, what)
+    except QflowError as exc:
+        count_upstream_error(exc)
+        raise
 
 
 def _flag(value: bool) -> str:
@@ -92,8 +103,9 @@ class QflowClient:
         max_rate_wait: float = 60.0,
         budget: float | None = None,
         session: requests.Session | None = None,
+        allow_http_hosts: Iterable[str] = (),
     ) -> None:
-        self.base_url = check_base_url(base_url)
+        self.base_url = check_base_url(base_url, allow_http_hosts)
         if not token and not (client_id and client_secret):
             raise QflowConfigError(
                 "no QFlow credentials: set QFLOW_TOKEN, or QFLOW_CLIENT_ID and QFLOW_CLIENT_SECRET"
@@ -182,7 +194,7 @@ class QflowClient:
         response = self._request(
             "POST", f"{API}/workflows/{workflow_id}/run", json_body=body, idempotent=False
         )
-        return parse_run_result(decode_json(response, "the run response"))
+        return parse_run_result(_decoded(response, "the run response"))
 
     # --- executions -----------------------------------------------------------------
 
@@ -270,7 +282,7 @@ class QflowClient:
     # --- HTTP -----------------------------------------------------------------------
 
     def _get_json(self, path: str, params: dict[str, Any] | None, what: str) -> Any:
-        return decode_json(self._request("GET", path, params=params), what)
+        return _decoded(self._request("GET", path, params=params), what)
 
     def _request(
         self,
@@ -281,7 +293,22 @@ class QflowClient:
         json_body: Any = None,
         idempotent: bool = True,
     ) -> requests.Response:
-        """An authenticated call; after a 401 it drops the cached token and tries once more."""
+        """An authenticated call; after a 401 it drops the cached token and tries once more.
+        A call that ends in an error is counted by kind (qflowui_qflow_errors_total)."""
+        try:
+            return self._authenticated(method, path, params, json_body, idempotent)
+        except QflowError as exc:
+            count_upstream_error(exc)
+            raise
+
+    def _authenticated(
+        self,
+        method: str,
+        path: str,
+        params: dict[str, Any] | None,
+        json_body: Any,
+        idempotent: bool,
+    ) -> requests.Response:
         deadline = None if self.budget is None else self._monotonic() + self.budget
         token = self._token(deadline)
         call = {
@@ -479,6 +506,7 @@ def client_from_settings(purpose: str = SYNC, **overrides: Any) -> QflowClient:
         "token": getattr(settings, "QFLOW_TOKEN", "") or None,
         "client_id": getattr(settings, "QFLOW_CLIENT_ID", "") or None,
         "client_secret": getattr(settings, "QFLOW_CLIENT_SECRET", "") or None,
+        "allow_http_hosts": tuple(getattr(settings, "QFLOW_ALLOW_HTTP_HOSTS", ())),
         "timeout": timeout,
     }
     if purpose == PAGE:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Iterable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -48,8 +49,9 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def check_base_url(base_url: str) -> str:
-    """HTTPS only, except plain HTTP to this machine (the simulator, tests)."""
+def check_base_url(base_url: str, allow_http_hosts: Iterable[str] = ()) -> str:
+    """HTTPS only, except plain HTTP to this machine (the simulator, tests) or to a host named
+    in ``allow_http_hosts`` (QFLOW_ALLOW_HTTP_HOSTS: the Docker demo's simulator service)."""
     if not isinstance(base_url, str) or not base_url.strip():
         raise QflowConfigError("QFlow base URL is empty")
     base_url = base_url.strip().rstrip("/")
@@ -64,7 +66,8 @@ def check_base_url(base_url: str) -> str:
         raise QflowConfigError("QFlow base URL must not contain credentials, a query or a fragment")
     if parts.scheme not in {"http", "https"} or not host:
         raise QflowConfigError(f"QFlow base URL must be an https URL, got scheme {parts.scheme!r}")
-    if parts.scheme == "http" and not is_loopback(host):
+    allowed = {name.strip().lower() for name in allow_http_hosts if name.strip()}
+    if parts.scheme == "http" and not is_loopback(host) and host.lower() not in allowed:
         raise QflowConfigError(
             f"QFlow base URL must use https (plain http is allowed only for localhost), got {host}"
         )

@@ -1,8 +1,10 @@
 """Make sure the demo login exists and print its credentials (used by `make run`).
 
-Only with the built-in simulator. Against a real QFlow gateway (QFLOW_BASE_URL set, so
-QFLOW_SIMULATOR is off) it creates no user at all, never re-enables or resets a `demo` user
-left by an earlier demo run, and prints how to create the first administrator instead.
+Only with the built-in simulator, or with QFLOWUI_DEMO=true (the Docker demo: a simulator
+service as upstream; settings then accept only the public demo credentials). Against a real
+QFlow gateway (QFLOW_BASE_URL set, so QFLOW_SIMULATOR is off) it creates no user at all, never
+re-enables or resets a `demo` user left by an earlier demo run, and prints how to create the
+first administrator instead.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ class Command(BaseCommand):
     )
 
     def handle(self, *args: object, **options: object) -> None:
-        if not settings.QFLOW_SIMULATOR:
+        if not (settings.QFLOW_SIMULATOR or getattr(settings, "QFLOWUI_DEMO", False)):
             self._real_gateway()
             return
         password = _demo_password()
