@@ -120,6 +120,7 @@ INSTALLED_APPS = [
     "qflowui.accounts",
     "qflowui.mirror",
     "qflowui.executions",
+    "qflowui.triage",
     "qflowui.runs",
     "qflowui.simulator",
 ]
@@ -492,6 +493,9 @@ QFLOW_SYNC_LEASE_SECONDS = env_int("QFLOW_SYNC_LEASE_SECONDS", 60, minimum=10)
 # A workflow with an execution still running or started this recently is visited first in
 # every pass (the others share the rest of the budget, round robin).
 QFLOW_SYNC_HOT_SECONDS = env_int("QFLOW_SYNC_HOT_SECONDS", 3600, minimum=0)
+# Failed executions whose steps a pass fetches (newest first, with the budget left), so the
+# list says which step failed and why. 0: only when someone opens the execution.
+QFLOW_SYNC_FAILURE_STEPS_PER_PASS = env_int("QFLOW_SYNC_FAILURE_STEPS_PER_PASS", 20, minimum=0)
 CELERY_BEAT_SCHEDULE = {
     "mirror-sync": {
         "task": "mirror.sync",

@@ -32,6 +32,8 @@ urlpatterns = [
     path("oidc/", include("mozilla_django_oidc.urls")),
     path("accounts/", include("qflowui.accounts.urls")),
     path("executions/", include("qflowui.executions.urls")),
+    # Failures across runs, grouped by cause (qflowui/triage).
+    path("failures/", include("qflowui.triage.urls")),
     # The team's audit log (staff): sign-ins, lockouts, runs, denials.
     path("audit/", audit_views.audit_log, name="audit"),
     # Users and their groups (Viewers, Runners) are managed here by staff.

@@ -16,6 +16,13 @@ from qflowui.qflow import client_from_settings
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
+@pytest.fixture(autouse=True)
+def _no_failure_steps(settings):
+    """These tests count the list calls of a pass and what it rewrites: the extra phase that
+    fetches failed executions' steps is tested on its own (test_mirror_failures.py)."""
+    settings.QFLOW_SYNC_FAILURE_STEPS_PER_PASS = 0
+
+
 def _api_executions(simulator) -> dict[str, str]:
     """What the API can list: the simulator's executions of the last 30 days, id -> status."""
     since = timezone.now() - timedelta(days=30) + timedelta(minutes=1)

@@ -115,6 +115,14 @@ class ExecutionFilterForm(forms.Form):
     cloud = forms.CharField(required=False, max_length=32)
     region = forms.CharField(required=False, max_length=64)
     q = forms.CharField(required=False, max_length=200)
+    # A phrase of the failing step's error (case-insensitive).
+    error = forms.CharField(required=False, max_length=200)
+    # One group of /failures/: same workflow, failing step and error pattern.
+    failure = forms.RegexField(
+        required=False,
+        regex=r"^[0-9a-f]{16}$",
+        error_messages={"invalid": "“%(value)s” is not a failure group (16 hex digits)."},
+    )
     sort = forms.ChoiceField(
         required=False,
         choices=list(SORTS.items()),
@@ -174,6 +182,8 @@ class ExecutionFilterForm(forms.Form):
             cloud=data.get("cloud") or "",
             region=data.get("region") or "",
             q=data.get("q") or "",
+            error=(data.get("error") or "").strip(),
+            failure=data.get("failure") or "",
             sort=data.get("sort") or DEFAULT_SORT,
             page=data.get("page") or 1,
             asof=data.get("asof"),
@@ -194,6 +204,8 @@ class Filters:
     cloud: str = ""
     region: str = ""
     q: str = ""
+    error: str = ""
+    failure: str = ""
     sort: str = DEFAULT_SORT
     page: int = 1
     asof: datetime | None = None
@@ -224,7 +236,7 @@ class Filters:
             out["end"] = [self.end_text]
         if not self.custom_dates:
             out["range"] = [self.range]
-        for name in ("source", "cloud", "region", "q"):
+        for name in ("source", "cloud", "region", "q", "error", "failure"):
             if getattr(self, name):
                 out[name] = [getattr(self, name)]
         if self.workflow:

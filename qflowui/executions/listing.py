@@ -22,6 +22,7 @@ from django.db.models.functions import Coalesce, TruncDay, TruncHour
 from qflowui.executions.chart import Chart, build_chart
 from qflowui.executions.forms import Filters
 from qflowui.mirror import status as st
+from qflowui.mirror.failures import FAILURE_CLASSES
 from qflowui.mirror.models import Execution, SyncRun, Workflow
 
 PAGE_SIZE = 50
@@ -39,6 +40,9 @@ ROW_FIELDS = (
     "region",
     "workflow",
     "workflow__name",
+    "failure_node_id",
+    "failure_step",
+    "failure_message",
 )
 ORDERINGS = {
     "-started": ("-started_at", "-id"),
@@ -175,6 +179,10 @@ def _filtered(filters: Filters, start: datetime | None, end: datetime | None) ->
             qs = qs.filter(**{name: value})
     if filters.q:
         qs = qs.filter(search_condition(filters.q))
+    if filters.error:
+        qs = qs.filter(status_class__in=FAILURE_CLASSES, failure_message__icontains=filters.error)
+    if filters.failure:
+        qs = qs.filter(failure_key=filters.failure, status_class__in=FAILURE_CLASSES)
     return qs
 
 

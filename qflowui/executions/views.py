@@ -32,6 +32,7 @@ from qflowui.executions.provenance import StartedBy, started_by
 from qflowui.executions.templatetags.qflow_format import clock
 from qflowui.mirror import status as st
 from qflowui.mirror import tasks as mirror_tasks
+from qflowui.mirror.failures import FAILURE_CLASSES, first_line
 from qflowui.mirror.models import Execution, SyncRun
 from qflowui.mirror.sync import upstream_wait_until
 
@@ -155,6 +156,10 @@ class Row:
     cloud_url: str
     region: str
     region_url: str
+    failure_step: str = ""  # failed and timed-out rows: the failing step's name,
+    failure_line: str = ""  # the first line of its error,
+    failure_message: str = ""  # and the whole error (masked), shown on hover
+    failure_url: str = ""  # the execution opened on that step
 
 
 class Links:
@@ -290,7 +295,20 @@ def _row(execution: Execution, links: Links, people: dict[str, StartedBy]) -> Ro
         cloud_url=links.only("cloud", execution.cloud) if execution.cloud else "",
         region=execution.region,
         region_url=links.only("region", execution.region) if execution.region else "",
+        **_why(execution, ident),
     )
+
+
+def _why(execution: Execution, ident: str) -> dict[str, str]:
+    """Why a failed or timed-out execution failed, when its steps are in the mirror."""
+    if execution.status_class not in FAILURE_CLASSES or not execution.failure_node_id:
+        return {}
+    return {
+        "failure_step": execution.failure_step or execution.failure_node_id,
+        "failure_line": first_line(execution.failure_message),
+        "failure_message": execution.failure_message,
+        "failure_url": f"/executions/{ident}/?{urlencode({'step': execution.failure_node_id})}",
+    }
 
 
 def _workflow_options(workflows: list[tuple[str, str, str]], filters: Filters) -> list[dict]:
@@ -338,7 +356,32 @@ def _active_filters(
             out.append({"name": name, "text": f"{name} “{value}”", "url": links.to(**{name: None})})
     if filters.q:
         out.append({"name": "q", "text": f"search “{filters.q}”", "url": links.to(q=None)})
+    if filters.error:
+        text = f"error contains “{filters.error}”"
+        out.append({"name": "error", "text": text, "url": links.to(error=None)})
+    if filters.failure:
+        out.append(
+            {
+                "name": "failure",
+                "text": f"failure group {failure_group_label(filters.failure)}",
+                "url": links.to(failure=None),
+            }
+        )
     return out
+
+
+def failure_group_label(key: str) -> str:
+    """A failure group in words: its step and error pattern (one query)."""
+    sample = (
+        Execution.objects.filter(failure_key=key)
+        .values_list("failure_step", "failure_pattern")
+        .first()
+    )
+    if sample is None:
+        return key
+    step, pattern = sample
+    pattern = pattern if len(pattern) <= 60 else pattern[:59] + "…"
+    return f"“{step}”: {pattern}"
 
 
 def _sort_links(filters: Filters, links: Links) -> dict:

@@ -90,6 +90,14 @@ class Execution(models.Model):
     # QFlow answered 404 for it (past its 30 days): the sync no longer asks. Cleared when
     # QFlow returns it again.
     gone_at = models.DateTimeField(null=True, blank=True)
+    # Why it failed, copied from its steps whenever they are stored (mirror/failures.py):
+    # the failing step, its error (masked), the error with its ids normalised away, and the
+    # group key (workflow + step + pattern) that /failures/ and the list's filter use.
+    failure_node_id = models.CharField(max_length=200, blank=True)
+    failure_step = models.CharField(max_length=300, blank=True)
+    failure_message = models.TextField(blank=True)
+    failure_pattern = models.CharField(max_length=300, blank=True)
+    failure_key = models.CharField(max_length=16, blank=True)
 
     class Meta:
         ordering = ["-started_at", "-id"]
@@ -113,6 +121,8 @@ class Execution(models.Model):
             # The sync counts a workflow's executions in QFlow's window (by createdAt, as
             # QFlow filters) to compare with QFlow's `total`.
             models.Index(fields=["workflow", "created_at"], name="exec_wf_created"),
+            # One failure group, newest first: /failures/ links and the list's filter.
+            models.Index(fields=["failure_key", "-started_at"], name="exec_failure_key"),
         ]
 
     def __str__(self) -> str:

@@ -184,12 +184,15 @@ def step_fields(item: qt.Step, now: datetime) -> dict:
 
 
 def upsert_steps(execution: Execution, items: list[qt.Step], now: datetime) -> None:
-    """Store an execution's steps (used by the detail page's refresh)."""
+    """Store an execution's steps, and why it failed (the failing step and its error)."""
+    from qflowui.mirror.failures import failure_apply
+
     with transaction.atomic():
         for item in items:
             Step.objects.update_or_create(
                 execution=execution, node_id=item.node_id[:200], defaults=step_fields(item, now)
             )
+        failure_apply(execution)
 
 
 def workflow_apply(workflow: Workflow, item: qt.Workflow) -> None:

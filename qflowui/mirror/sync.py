@@ -58,10 +58,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db.models import Max, Q, Sum
 from django.utils import timezone
 
 from qflowui.core.masking import mask_text
+from qflowui.mirror import status as st
 from qflowui.mirror.models import Execution, SyncRun, Workflow
 from qflowui.mirror.records import (  # noqa: F401 - re-exported: pages and runs import them here
     UPDATABLE_FIELDS,
@@ -507,6 +509,7 @@ def _phases(sync: Pass) -> None:
     rest.sort(key=lambda wf: wf.pk not in sync.visited)  # walks under way first
     _visit_each(sync, rest, max_pages=LEFTOVER_PAGES, head_peek=False, revisit=True)
     _fetch_definitions(sync)
+    _fetch_failure_steps(sync)
 
 
 def _hot_ids(workflow_ids: list, now: datetime) -> set:
@@ -770,6 +773,58 @@ def _fetch_definitions(sync: Pass) -> None:
             continue
         workflow_apply(workflow, item)
         workflow.save(update_fields=_LISTED_FIELDS)
+
+
+def failure_steps_per_pass() -> int:
+    return int(getattr(settings, "QFLOW_SYNC_FAILURE_STEPS_PER_PASS", 20))
+
+
+def _fetch_failure_steps(sync: Pass) -> None:
+    """Fetch the steps of failed executions, newest first, so the list can say why they
+    failed. Only with what the pass's budget leaves: what it cannot fetch now, a later pass
+    fetches (never at the cost of the executions themselves)."""
+    from qflowui.mirror.refresh import execution_refresh
+
+    cap = failure_steps_per_pass()
+    if cap <= 0 or not sync.scope:
+        return
+    wanted = (
+        Execution.objects.filter(
+            workflow_id__in=[wf.pk for wf in sync.scope],
+            status_class__in=[st.FAILED, st.TIMED_OUT],
+            is_terminal=True,
+            steps_synced_at__isnull=True,
+            gone_at__isnull=True,
+        )
+        .order_by("-started_at")
+        .values_list("id", flat=True)
+    )
+    refused = cache.get_many([_refused_key(pk) for pk in wanted[: cap * 2]])
+    todo = [pk for pk in wanted[: cap * 2] if _refused_key(pk) not in refused][:cap]
+    for execution_id in todo:
+        try:
+            sync.budget.check()
+        except (BudgetExhausted, PhaseDone):
+            return
+        try:
+            execution_refresh(sync.client, str(execution_id), steps=True)
+        except QflowNotFound:
+            sync.gone += Execution.objects.filter(pk=execution_id, gone_at__isnull=True).update(
+                gone_at=timezone.now()
+            )
+        except (QflowRateLimited, QflowUnavailable, QflowAuthError, QflowForbidden) as exc:
+            raise _stop_for(exc) from None
+        except QflowError as exc:
+            # An answer the mirror cannot read: not asked again for a day.
+            cache.set(_refused_key(execution_id), str(exc)[:200], FAILURE_STEPS_RETRY_SECONDS)
+            sync.notes.append(f"steps of {execution_id}: {exc}")
+
+
+FAILURE_STEPS_RETRY_SECONDS = 24 * 3600
+
+
+def _refused_key(execution_id: Any) -> str:
+    return f"mirror:failure-steps-refused:{execution_id}"
 
 
 # --- the record -----------------------------------------------------------------------

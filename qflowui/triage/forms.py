@@ -1,0 +1,70 @@
+"""The /failures/ query string: range, the list's filters, and the order of the groups."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from django import forms
+
+from qflowui.executions.forms import RANGES, WorkflowIdField
+
+DEFAULT_RANGE = "24h"
+SORTS = {"count": "Most failures first", "last": "Most recent first"}
+DEFAULT_SORT = "count"
+
+
+class FailureFilterForm(forms.Form):
+    range = forms.ChoiceField(
+        required=False,
+        choices=[(key, long) for key, (_, long, _) in RANGES.items()],
+        error_messages={
+            "invalid_choice": "Unknown range “%(value)s”: use 1h, 24h, 7d, 30d or all."
+        },
+    )
+    workflow = WorkflowIdField(required=False)
+    cloud = forms.CharField(required=False, max_length=32)
+    region = forms.CharField(required=False, max_length=64)
+    source = forms.CharField(required=False, max_length=64)
+    sort = forms.ChoiceField(
+        required=False,
+        choices=list(SORTS.items()),
+        error_messages={"invalid_choice": "Unknown order “%(value)s”: use count or last."},
+    )
+
+    def filters(self) -> FailureFilters:
+        """The valid values, defaults for the rest (a bad one is left out). After is_valid()."""
+        data = self.cleaned_data
+        return FailureFilters(
+            range=data.get("range") or DEFAULT_RANGE,
+            workflow=data.get("workflow"),
+            cloud=data.get("cloud") or "",
+            region=data.get("region") or "",
+            source=data.get("source") or "",
+            sort=data.get("sort") or DEFAULT_SORT,
+        )
+
+
+@dataclass(frozen=True)
+class FailureFilters:
+    range: str = DEFAULT_RANGE
+    workflow: uuid.UUID | None = None
+    cloud: str = ""
+    region: str = ""
+    source: str = ""
+    sort: str = DEFAULT_SORT
+
+    def start(self, now: datetime) -> datetime | None:
+        delta = RANGES[self.range][2]
+        return now - delta if delta else None
+
+    def list_params(self) -> dict[str, str]:
+        """The same filters as the executions list's query string."""
+        out = {"range": self.range}
+        if self.workflow:
+            out["workflow"] = str(self.workflow)
+        for name in ("cloud", "region", "source"):
+            if getattr(self, name):
+                out[name] = getattr(self, name)
+        return out
