@@ -59,4 +59,7 @@ def test_an_analyst_finds_the_failing_cause_and_lists_its_executions(
     chip.click()
     expect(page.locator(ROWS)).to_have_count(4)
     page.screenshot(path="/tmp/browser-failures-list.png")
+    # The whole row opens the execution (here: a click on its duration).
+    page.locator(f'tr[data-execution-id="{other.id}"] td.col-num').click()
+    expect(page).to_have_url(re.compile(rf"/executions/{other.id}/$"))
     assert problems == []

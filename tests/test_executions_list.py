@@ -272,7 +272,32 @@ def test_search_finds_an_execution_by_id_or_its_prefix(viewer_client, wf):
     make_execution(wf, execution_id=uuid.UUID("aaaa0000-0000-4000-8000-000000000003"))
     assert shown(viewer_client, "?q=3f2a") == ids(target)
     assert shown(viewer_client, "?q=3F2A9C1E-0000") == ids(target)
-    assert shown(viewer_client, f"?q={target.id}") == ids(target)
+
+
+def test_a_pasted_full_id_opens_the_execution_whatever_its_date(viewer_client, wf):
+    old = make_execution(wf, ago=timedelta(days=20))
+    response = viewer_client.get(f"/executions/?q=+{old.id}+&range=24h")
+    assert response.status_code == 302
+    assert response["Location"] == f"/executions/{old.id}/"
+    # From the search box (htmx): the browser is sent there.
+    response = viewer_client.get(f"/executions/?q={old.id.hex.upper()}", HTTP_HX_REQUEST="true")
+    assert response["HX-Redirect"] == f"/executions/{old.id}/"
+    # An id QFlow may know though the mirror does not: its page asks QFlow.
+    unknown = uuid.uuid4()
+    response = viewer_client.get(f"/executions/?q={unknown}")
+    assert response["Location"] == f"/executions/{unknown}/"
+
+
+def test_an_id_prefix_searches_every_date_and_says_so(viewer_client, wf):
+    old = make_execution(
+        wf, ago=timedelta(days=25), execution_id=uuid.UUID("5e1f0a9b-0000-4000-8000-000000000001")
+    )
+    make_execution(wf, ago=timedelta(hours=1))
+    html = page(viewer_client, "?q=5e1f0a&range=24h")
+    assert ROW_ID.findall(html) == ids(old)
+    assert "Searching every date for execution ids starting with <code>5e1f0a</code>" in html
+    # A short or non-hex search stays a search within the range.
+    assert shown(viewer_client, "?q=5e1f&range=24h") == []
 
 
 def test_search_finds_executions_by_workflow_name_substring(viewer_client, wf):
@@ -596,3 +621,20 @@ def test_a_pass_that_came_back_ends_the_banner(viewer_client):
     _sync(900, ok=False, down=True)
     _sync(30)
     assert "QFlow unreachable" not in page(viewer_client)
+
+
+def test_started_shows_the_absolute_time_with_its_zone_beside_the_relative_one(viewer_client, wf):
+    e = make_execution(wf, started_at=datetime(2026, 11, 30, 10, 42, 7, tzinfo=UTC))
+    html = page(viewer_client, "?range=all")
+    row = re.search(rf'<tr data-execution-id="{e.id}".*?</tr>', html, re.S).group(0)
+    assert 'class="abs-time">2026-11-30 10:42:07 UTC</span>' in row
+    assert f'data-href="/executions/{e.id}/"' in row  # the whole row opens it
+
+
+def test_all_says_since_when_the_mirror_holds_history(viewer_client, wf):
+    make_execution(wf)
+    SyncRun.objects.create(started_at=datetime(2026, 10, 1, 8, 0, tzinfo=UTC), ok=True)
+    html = page(viewer_client, "?range=all")
+    assert "every execution mirrored since" in html and "2026-10-01 08:00:00 UTC" in html
+    assert "QFlow itself keeps 30 days" in html
+    assert "data-horizon" not in page(viewer_client, "?range=7d")

@@ -33,6 +33,8 @@ SORTS = {
 }
 STATUS_HELP = ", ".join(c.replace("_", " ") for c in st.CLASSES)
 _LOST_PLUS = re.compile(r"(\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?) (\d{2}:?\d{2})$")
+_ID_PREFIX = re.compile(r"[0-9a-f]{6,31}")
+_HEXISH = re.compile(r"[0-9a-fA-F-]+")
 DATE_HELP = "use 2025-11-23, 2025-11-23T10:42 (UTC) or 2025-11-23T10:42+01:00"
 
 
@@ -211,12 +213,32 @@ class Filters:
     asof: datetime | None = None
 
     @property
+    def id_prefix(self) -> str:
+        """The search, when it is the start of an execution id (6 to 31 hex digits, dashes
+        allowed): such a search covers every date, not only the range."""
+        digits = self.q.strip().lower().replace("-", "")
+        return digits if _ID_PREFIX.fullmatch(digits) and _HEXISH.fullmatch(self.q.strip()) else ""
+
+    @property
+    def full_id(self) -> uuid.UUID | None:
+        """The search, when it is a whole execution id: the list opens that execution."""
+        text = self.q.strip()
+        if len(text.replace("-", "")) != 32 or not _HEXISH.fullmatch(text):
+            return None
+        try:
+            return uuid.UUID(text)
+        except ValueError:
+            return None
+
+    @property
     def custom_dates(self) -> bool:
         """Absolute start/end given: they win over the preset range."""
         return self.start is not None or self.end is not None
 
     def window(self, now: datetime) -> tuple[datetime | None, datetime | None]:
-        """The time range as (start, end); None is open."""
+        """The time range as (start, end); None is open. An id search covers every date."""
+        if self.id_prefix:
+            return None, None
         if self.custom_dates:
             return self.start, self.end
         delta = RANGES[self.range][2]

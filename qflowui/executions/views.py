@@ -19,6 +19,7 @@ from django.utils import timezone
 from django.utils.cache import patch_vary_headers
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
+from django_htmx.http import HttpResponseClientRedirect
 
 from qflowui.executions.forms import RANGES, ExecutionFilterForm, Filters
 from qflowui.executions.listing import (
@@ -49,6 +50,13 @@ def execution_list(request: HttpRequest) -> HttpResponse:
     form = ExecutionFilterForm(request.GET)
     form.is_valid()  # bad values get their message; the valid ones still apply
     filters = form.filters()
+    if filters.full_id is not None:
+        # A pasted execution id opens it, whatever its date (the page asks QFlow once when
+        # the mirror does not have it).
+        target = reverse("executions:detail", args=[filters.full_id])
+        if request.htmx:
+            return HttpResponseClientRedirect(target)
+        return HttpResponseRedirect(target)
     # A paged view keeps the moment of its first page: the same window, the same rows.
     now = filters.asof or timezone.now()
     listing = execution_listing(filters, now=now, tz=timezone.get_current_timezone())
@@ -253,7 +261,16 @@ def _page_context(
             links.to(page=str(listing.page + 1), asof=asof) if listing.page < listing.pages else ""
         ),
         "last_shown": listing.first + len(listing.rows) - 1,
+        # "All" is every execution mirrored since the first sync, not all of QFlow's history.
+        "history_since": _history_since(filters),
     }
+
+
+def _history_since(filters: Filters) -> datetime | None:
+    if filters.custom_dates or filters.range != "all":
+        return None
+    first = SyncRun.objects.order_by("started_at").values_list("started_at", flat=True).first()
+    return first
 
 
 def _bucket_url(links: Links, start: datetime, end: datetime, unit: str) -> str:
@@ -341,6 +358,8 @@ def _active_filters(
         else:
             text = f"until {filters.end_text}"
         out.append({"name": "time", "text": text, "url": links.to(start=None, end=None)})
+    elif filters.id_prefix:
+        pass  # an id search covers every date: the notice above the rows says so
     elif filters.range != "all":
         out.append(
             {"name": "time", "text": RANGES[filters.range][1].lower(), "url": links.to(range="all")}

@@ -42,6 +42,22 @@
     });
   });
 
+  // A click anywhere on an execution's row opens it (links, buttons and a text selection
+  // keep their own meaning; Ctrl/Cmd/middle click opens a new tab).
+  function openRow(event) {
+    var row = event.target.closest("tr[data-href]");
+    if (!row || event.target.closest("a, button, input, select, label, summary")) { return; }
+    if (window.getSelection && String(window.getSelection()).length) { return; }
+    var href = row.getAttribute("data-href");
+    if (event.ctrlKey || event.metaKey || event.button === 1) {
+      window.open(href, "_blank", "noopener");
+    } else if (event.button === 0) {
+      window.location.assign(href);
+    }
+  }
+  document.addEventListener("click", openRow);
+  document.addEventListener("auxclick", openRow);
+
   // The header's time-zone select applies at once; the Set button is for browsers without JS.
   document.addEventListener("change", function (event) {
     var select = event.target.closest("select[data-autosubmit]");
