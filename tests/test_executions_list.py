@@ -638,3 +638,37 @@ def test_all_says_since_when_the_mirror_holds_history(viewer_client, wf):
     assert "every execution mirrored since" in html and "2026-10-01 08:00:00 UTC" in html
     assert "QFlow itself keeps 30 days" in html
     assert "data-horizon" not in page(viewer_client, "?range=7d")
+
+
+def test_a_status_qflow_sends_can_be_chosen_by_its_own_name(viewer_client, wf):
+    partial = make_execution(wf, status="Partial")
+    make_execution(wf, status="Success")
+    make_execution(wf, status="Failed")
+    html = page(viewer_client, "?status=partial")
+    assert ROW_ID.findall(html) == ids(partial)  # exactly those, not every status
+    assert "Unknown status" not in html
+    assert 'value="Partial" checked' in html  # chosen under "As QFlow names them"
+    assert "status “Partial”" in html  # the chip
+    # With a class shortcut: either.
+    assert set(shown(viewer_client, "?status=failed&status=Partial")) == {
+        str(e.id) for e in Execution.objects.filter(status__in=["Partial", "Failed"])
+    }
+    # A status nobody sent is still refused, and the rest of the filter applies.
+    bad = page(viewer_client, "?status=Bogus&status=failed")
+    assert "Unknown status “Bogus”" in bad
+    assert ROW_ID.findall(bad) == [str(Execution.objects.get(status="Failed").id)]
+
+
+def test_source_region_and_cloud_are_choices_from_the_mirror_with_counts(viewer_client, wf):
+    make_execution(wf, source="SCHEDULE", region="us-east-1")
+    make_execution(wf, source="SCHEDULE", region="eu-west-1")
+    hit = make_execution(wf, source="PUBLIC_API", region="eu-west-1")
+    html = page(viewer_client)
+    assert '<option value="SCHEDULE">SCHEDULE (2)</option>' in html
+    assert '<option value="eu-west-1">eu-west-1 (2)</option>' in html
+    assert '<option value="AWS">AWS (3)</option>' in html
+    # Any case finds QFlow's spelling; each choice counts under the other filters.
+    assert shown(viewer_client, "?source=public_api&region=EU-WEST-1") == ids(hit)
+    narrowed = page(viewer_client, "?source=schedule")
+    assert '<option value="SCHEDULE" selected>SCHEDULE (2)</option>' in narrowed
+    assert '<option value="us-east-1">us-east-1 (1)</option>' in narrowed

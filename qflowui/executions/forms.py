@@ -156,9 +156,9 @@ class ExecutionFilterForm(forms.Form):
                 unknown.append(value)
             elif cls not in known:
                 known.append(cls)
-        if unknown:
-            names = ", ".join(f"“{v}”" for v in unknown)
-            self.add_error("status", f"Unknown status {names}: use {STATUS_HELP}.")
+        # Others may be statuses as QFlow spells them (`Partial`): filters() checks them
+        # against the mirror's.
+        self.unknown_statuses = unknown
         data["status"] = known  # the known ones still apply
         start, end = data.get("start"), data.get("end")
         if start is not None and end is not None and end <= start:
@@ -166,12 +166,34 @@ class ExecutionFilterForm(forms.Form):
             data.pop("start", None)
         return data
 
-    def filters(self) -> Filters:
-        """What to show: the valid values, defaults for the rest. Call after is_valid()."""
+    unknown_statuses: list[str] = []
+
+    def filters(self, known_statuses: list[str] | tuple[str, ...] = ()) -> Filters:
+        """What to show: the valid values, defaults for the rest. Call after is_valid().
+
+        A status that is no class name is kept when QFlow has sent it (`known_statuses`, in
+        QFlow's spelling; matched in any case); any other gets a message and is left out.
+        """
         data = self.cleaned_data
+        classes = tuple(data.get("status") or ())  # add_error below drops the field's data
+        spelled = {s.lower(): s for s in known_statuses}
+        raw: list[str] = []
+        refused: list[str] = []
+        for value in self.unknown_statuses:
+            match = spelled.get(value.lower())
+            if match is None:
+                refused.append(value)
+            elif match not in raw:
+                raw.append(match)
+        if refused:
+            names = ", ".join(f"“{v}”" for v in refused)
+            self.add_error(
+                "status", f"Unknown status {names}: use {STATUS_HELP}, or a status QFlow sends."
+            )
         start, end = data.get("start"), data.get("end")
         return Filters(
-            statuses=tuple(data.get("status") or ()),
+            statuses=classes,
+            raw_statuses=tuple(raw),
             range=data.get("range") or DEFAULT_RANGE,
             start=start,
             end=end,
@@ -195,6 +217,7 @@ class ExecutionFilterForm(forms.Form):
 @dataclass(frozen=True)
 class Filters:
     statuses: tuple[str, ...] = ()
+    raw_statuses: tuple[str, ...] = ()  # statuses as QFlow spells them (`Partial`)
     range: str = DEFAULT_RANGE
     start: datetime | None = None
     end: datetime | None = None
@@ -250,8 +273,8 @@ class Filters:
     def params(self) -> dict[str, list[str]]:
         """The canonical query string of these filters (bad values left out)."""
         out: dict[str, list[str]] = {}
-        if self.statuses:
-            out["status"] = list(self.statuses)
+        if self.statuses or self.raw_statuses:
+            out["status"] = [*self.statuses, *self.raw_statuses]
         if self.start_text:
             out["start"] = [self.start_text]
         if self.end_text:

@@ -64,6 +64,10 @@ class Listing:
     live: bool  # a running execution is on screen and the range includes now
     first: int = 0  # 1-based position of the first row shown
     statuses_hidden: int = field(default=0)  # match the other filters, not the status one
+    # Each status as QFlow spells it, with its count (the other filters, not the status one).
+    status_counts: dict[str, int] = field(default_factory=dict)
+    version: tuple = ()  # the mirror's latest writes: caches built on this page use it
+    history_since: datetime | None = None  # the first sync pass: the mirror's history
 
 
 def execution_listing(filters: Filters, *, now: datetime, tz: tzinfo) -> Listing:
@@ -72,17 +76,25 @@ def execution_listing(filters: Filters, *, now: datetime, tz: tzinfo) -> Listing
     start, end = filters.window(now.replace(second=0, microsecond=0))
     base = _filtered(filters, start, end)
     hourly = start is not None and (end or now) - start <= HOURLY_UP_TO
-    groups = _groups(base, filters, start, end, hourly, tz)
+    state = mirror_state()
+    groups = _groups(base, filters, start, end, hourly, tz, state[:2])
     counts = dict.fromkeys(st.CLASSES, 0)
-    for _, cls, n in groups:
+    status_counts: dict[str, int] = {}
+    for _, cls, status, n in groups:
         counts[cls if cls in counts else st.OTHER] += n
-    selected = set(filters.statuses) or set(st.CLASSES)
-    matching = sum(n for cls, n in counts.items() if cls in selected)
+        status_counts[status] = status_counts.get(status, 0) + n
+    any_status = not (filters.statuses or filters.raw_statuses)
+    classes, raw = set(filters.statuses), set(filters.raw_statuses)
+
+    def picked(cls: str, status: str) -> bool:
+        return any_status or cls in classes or status in raw
+
+    matching = sum(n for _, cls, status, n in groups if picked(cls, status))
     pages = max(1, math.ceil(matching / PAGE_SIZE))
     page = min(filters.page, pages)
     rows: list[Execution] = []
     if matching:
-        qs = base.filter(status_class__in=filters.statuses) if filters.statuses else base
+        qs = base if any_status else base.filter(status_condition(filters))
         offset = (page - 1) * PAGE_SIZE
         rows = list(
             qs.select_related("workflow")
@@ -90,7 +102,7 @@ def execution_listing(filters: Filters, *, now: datetime, tz: tzinfo) -> Listing
             .order_by(*ORDERINGS[filters.sort])[offset : offset + PAGE_SIZE]
         )
     chart = build_chart(
-        [(bucket, cls, n) for bucket, cls, n in groups if cls in selected],
+        [(bucket, cls, n) for bucket, cls, status, n in groups if picked(cls, status)],
         start=start,
         end=end or now,
         hourly=hourly,
@@ -106,7 +118,15 @@ def execution_listing(filters: Filters, *, now: datetime, tz: tzinfo) -> Listing
         live=filters.includes_now(now) and any(r.status_class == st.RUNNING for r in rows),
         first=(page - 1) * PAGE_SIZE + 1 if rows else 0,
         statuses_hidden=sum(counts.values()) - matching,
+        status_counts=dict(sorted(status_counts.items(), key=lambda kv: (-kv[1], kv[0]))),
+        version=state[:2],
+        history_since=state[2],
     )
+
+
+def status_condition(filters: Filters) -> Q:
+    """The status filter: its classes (shortcuts) or QFlow's own spellings."""
+    return Q(status_class__in=filters.statuses) | Q(status__in=filters.raw_statuses)
 
 
 def _groups(
@@ -116,13 +136,14 @@ def _groups(
     end: datetime | None,
     hourly: bool,
     tz: tzinfo,
-) -> list[tuple[datetime, str, int]]:
-    """Executions per (time bucket, status class): the one query that reads every row in range.
+    version: tuple,
+) -> list[tuple[datetime, str, str, int]]:
+    """Executions per (time bucket, status class, status as QFlow spells it): the one query
+    that reads every row in range.
 
     Cached until the mirror changes: the key holds the latest write to executions and
     workflows, so a sync, a detail refresh or a run's refresh starts afresh.
     """
-    version = _mirror_version()
     params = {k: v for k, v in filters.params().items() if k not in ("status", "sort")}
     raw_key = repr(
         (
@@ -136,13 +157,13 @@ def _groups(
             version,
         )
     )
-    key = "executions:groups:" + hashlib.sha256(raw_key.encode()).hexdigest()
+    key = "executions:groups2:" + hashlib.sha256(raw_key.encode()).hexdigest()
     groups = cache.get(key)
     if groups is None:
         trunc = (TruncHour if hourly else TruncDay)("started_at", tzinfo=tz)
         groups = list(
             base.annotate(bucket=trunc)
-            .values_list("bucket", "status_class")
+            .values_list("bucket", "status_class", "status")
             .annotate(n=Count("*"))
             .order_by()
         )
@@ -152,14 +173,28 @@ def _groups(
 
 def _mirror_version() -> tuple:
     """The latest write to the mirror's executions and workflows (both columns indexed)."""
-    sql = "SELECT (SELECT MAX(last_synced_at) FROM {}), (SELECT MAX(last_synced_at) FROM {})"
+    return mirror_state()[:2]
+
+
+def mirror_state() -> tuple:
+    """(latest write to executions, to workflows, the first sync pass's start): one query
+    over three indexed columns. The first two version the caches; the third is how far back
+    the mirror's history goes."""
+    sql = (
+        "SELECT (SELECT MAX(last_synced_at) FROM {}), (SELECT MAX(last_synced_at) FROM {}),"
+        " (SELECT MIN(started_at) FROM {})"
+    )
+    tables = (Execution._meta.db_table, Workflow._meta.db_table, SyncRun._meta.db_table)
     with connection.cursor() as cursor:
-        cursor.execute(sql.format(Execution._meta.db_table, Workflow._meta.db_table))
+        cursor.execute(sql.format(*tables))
         return tuple(cursor.fetchone())
 
 
-def _filtered(filters: Filters, start: datetime | None, end: datetime | None) -> QuerySet:
-    """Every filter but the status one (the counts per status come from this)."""
+def _filtered(
+    filters: Filters, start: datetime | None, end: datetime | None, *, facets: bool = False
+) -> QuerySet:
+    """Every filter but the status one (the counts per status come from this); with
+    `facets`, also without source, cloud and region (their choices are counted on this)."""
     qs = Execution.objects.all()
     if filters.asof is not None:
         qs = qs.filter(first_seen_at__lte=filters.asof)
@@ -173,10 +208,10 @@ def _filtered(filters: Filters, start: datetime | None, end: datetime | None) ->
         )
     if filters.workflow is not None:
         qs = qs.filter(workflow_id=filters.workflow)
-    for name in ("source", "cloud", "region"):
+    for name in () if facets else ("source", "cloud", "region"):
         value = getattr(filters, name)
-        if value:
-            qs = qs.filter(**{name: value})
+        if value:  # as QFlow spells it or not: `schedule` finds SCHEDULE
+            qs = qs.filter(**{f"{name}__iexact": value})
     if filters.q:
         qs = qs.filter(search_condition(filters.q))
     if filters.error:
@@ -184,6 +219,53 @@ def _filtered(filters: Filters, start: datetime | None, end: datetime | None) ->
     if filters.failure:
         qs = qs.filter(failure_key=filters.failure, status_class__in=FAILURE_CLASSES)
     return qs
+
+
+FACETS = ("source", "region", "cloud")
+
+
+def filter_choices(
+    filters: Filters, *, now: datetime, version: tuple | None = None
+) -> dict[str, list[tuple[str, int]]]:
+    """Source, region and cloud choices as the mirror holds them, each with its count of
+    executions in range (under the other filters, its own left out). Cached like the chart."""
+    start, end = filters.window(now.replace(second=0, microsecond=0))
+    params = {k: v for k, v in filters.params().items() if k not in ("status", "sort", *FACETS)}
+    version = version if version is not None else _mirror_version()
+    raw_key = repr((sorted(params.items()), start, end, filters.end_inclusive, version))
+    key = "executions:facets:" + hashlib.sha256(raw_key.encode()).hexdigest()
+    combos = cache.get(key)
+    if combos is None:
+        combos = list(
+            _filtered(filters, start, end, facets=True)
+            .values_list(*FACETS)
+            .annotate(n=Count("*"))
+            .order_by()
+        )
+        cache.set(key, combos, GROUPS_CACHE_SECONDS)
+    wanted = {name: getattr(filters, name).lower() for name in FACETS}
+    out: dict[str, dict[str, int]] = {name: {} for name in FACETS}
+    for combo in combos:
+        values, n = dict(zip(FACETS, combo[:3], strict=True)), combo[3]
+        for name in FACETS:
+            others = all(
+                not wanted[o] or (values[o] or "").lower() == wanted[o] for o in FACETS if o != name
+            )
+            if others and values[name]:
+                out[name][values[name]] = out[name].get(values[name], 0) + n
+    return {name: sorted(per.items(), key=lambda kv: kv[0].lower()) for name, per in out.items()}
+
+
+def known_statuses() -> list[str]:
+    """Every status QFlow has sent, as it spells them (cached until the mirror changes)."""
+    key = "executions:statuses:" + hashlib.sha256(repr(_mirror_version()).encode()).hexdigest()
+    statuses = cache.get(key)
+    if statuses is None:
+        statuses = sorted(
+            s for s in Execution.objects.order_by().values_list("status", flat=True).distinct() if s
+        )
+        cache.set(key, statuses, GROUPS_CACHE_SECONDS)
+    return statuses
 
 
 def search_condition(text: str) -> Q:

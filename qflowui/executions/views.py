@@ -26,6 +26,8 @@ from qflowui.executions.listing import (
     Freshness,
     Listing,
     execution_listing,
+    filter_choices,
+    known_statuses,
     sync_freshness,
     workflow_choices,
 )
@@ -49,7 +51,7 @@ Params = dict[str, list[str]]
 def execution_list(request: HttpRequest) -> HttpResponse:
     form = ExecutionFilterForm(request.GET)
     form.is_valid()  # bad values get their message; the valid ones still apply
-    filters = form.filters()
+    filters = form.filters(known_statuses() if form.unknown_statuses else ())
     if filters.full_id is not None:
         # A pasted execution id opens it, whatever its date (the page asks QFlow once when
         # the mirror does not have it).
@@ -225,7 +227,7 @@ def _page_context(
                 "label": st.LABELS[cls],
                 "count": listing.counts[cls],
                 "selected": cls in selected,
-                "url": links.to(status=_toggle(filters.statuses, cls)),
+                "url": links.to(status=[*_toggle(filters.statuses, cls), *filters.raw_statuses]),
             }
             for cls in COUNT_ORDER
         ],
@@ -252,9 +254,7 @@ def _page_context(
         "clear_url": reverse("executions:list"),
         "active_filters": _active_filters(filters, links, workflows),
         "workflow_options": _workflow_options(workflows, filters),
-        "cloud_options": sorted(
-            {cloud for _, _, cloud in workflows if cloud} | _set(filters.cloud)
-        ),
+        **_choices(filters, now, listing),
         "sort_links": _sort_links(filters, links),
         "prev_url": (links.to(page=str(listing.page - 1), asof=asof) if listing.page > 1 else ""),
         "next_page_url": (
@@ -262,15 +262,31 @@ def _page_context(
         ),
         "last_shown": listing.first + len(listing.rows) - 1,
         # "All" is every execution mirrored since the first sync, not all of QFlow's history.
-        "history_since": _history_since(filters),
+        "history_since": (
+            listing.history_since if filters.range == "all" and not filters.custom_dates else None
+        ),
     }
 
 
-def _history_since(filters: Filters) -> datetime | None:
-    if filters.custom_dates or filters.range != "all":
-        return None
-    first = SyncRun.objects.order_by("started_at").values_list("started_at", flat=True).first()
-    return first
+def _choices(filters: Filters, now: datetime, listing: Listing) -> dict:
+    """Source, region and cloud choices, and QFlow's own statuses, from what the mirror holds,
+    each with its count; a value in the URL that the mirror lacks stays selectable."""
+    facets = filter_choices(filters, now=now, version=listing.version)
+    out = {}
+    for name in ("source", "region", "cloud"):
+        current = getattr(filters, name)
+        options = [
+            {"value": v, "n": n, "selected": v.lower() == current.lower()} for v, n in facets[name]
+        ]
+        if current and not any(o["selected"] for o in options):
+            options.insert(0, {"value": current, "n": 0, "selected": True})
+        out[f"{name}_options"] = options
+    raw = set(filters.raw_statuses)
+    out["raw_status_options"] = [
+        {"value": status, "n": n, "checked": status in raw}
+        for status, n in listing.status_counts.items()
+    ] + [{"value": s, "n": 0, "checked": True} for s in raw if s not in listing.status_counts]
+    return out
 
 
 def _bucket_url(links: Links, start: datetime, end: datetime, unit: str) -> str:
@@ -281,10 +297,6 @@ def _bucket_url(links: Links, start: datetime, end: datetime, unit: str) -> str:
         first = start.isoformat(timespec="seconds")
         last = (end - timedelta(milliseconds=1)).isoformat(timespec="milliseconds")
     return links.to(start=first, end=last, range=None)
-
-
-def _set(value: str) -> set[str]:
-    return {value} if value else set()
 
 
 def _toggle(statuses: tuple[str, ...], cls: str) -> list[str]:
@@ -347,8 +359,9 @@ def _active_filters(
 ) -> list[dict]:
     """Each filter in force, in words, with a link that removes it."""
     out: list[dict] = []
-    if filters.statuses:
-        names = " or ".join(st.LABELS[c] for c in filters.statuses)
+    if filters.statuses or filters.raw_statuses:
+        labels = [st.LABELS[c] for c in filters.statuses]
+        names = " or ".join([*labels, *(f"“{s}”" for s in filters.raw_statuses)])
         out.append({"name": "status", "text": f"status {names}", "url": links.to(status=None)})
     if filters.custom_dates:
         if filters.start_text and filters.end_text:
