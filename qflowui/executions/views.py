@@ -37,6 +37,7 @@ from qflowui.mirror import status as st
 from qflowui.mirror import tasks as mirror_tasks
 from qflowui.mirror.failures import FAILURE_CLASSES, first_line
 from qflowui.mirror.models import Execution, SyncRun
+from qflowui.mirror.people import names_for
 from qflowui.mirror.sync import upstream_wait_until
 
 logger = logging.getLogger(__name__)
@@ -161,6 +162,7 @@ class Row:
     source: str
     source_url: str
     triggered_by: str
+    triggered_name: str  # the QFlow user's name when the team has named them
     started_by: StartedBy | None
     cloud: str
     cloud_url: str
@@ -209,6 +211,7 @@ def _page_context(
     no_dates = {"start": None, "end": None}
     workflows = workflow_choices()
     people = started_by(e.pk for e in listing.rows)
+    names = names_for(e.triggered_by for e in listing.rows)
     asof = now.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
     if listing.chart is not None:
         for column in listing.chart.columns:
@@ -217,7 +220,7 @@ def _page_context(
         "form": form,
         "filters": filters,
         "listing": listing,
-        "rows": [_row(e, links, people) for e in listing.rows],
+        "rows": [_row(e, links, people, names) for e in listing.rows],
         "status_options": [
             {"cls": cls, "label": st.LABELS[cls], "checked": cls in selected} for cls in COUNT_ORDER
         ],
@@ -303,7 +306,9 @@ def _toggle(statuses: tuple[str, ...], cls: str) -> list[str]:
     return [s for s in statuses if s != cls] if cls in statuses else [*statuses, cls]
 
 
-def _row(execution: Execution, links: Links, people: dict[str, StartedBy]) -> Row:
+def _row(
+    execution: Execution, links: Links, people: dict[str, StartedBy], names: dict[str, str]
+) -> Row:
     ident = str(execution.id)
     return Row(
         id=ident,
@@ -319,6 +324,7 @@ def _row(execution: Execution, links: Links, people: dict[str, StartedBy]) -> Ro
         source=execution.source,
         source_url=links.only("source", execution.source) if execution.source else "",
         triggered_by=execution.triggered_by,
+        triggered_name=names.get(execution.triggered_by, ""),
         started_by=people.get(ident),
         cloud=execution.cloud,
         cloud_url=links.only("cloud", execution.cloud) if execution.cloud else "",

@@ -129,6 +129,30 @@ class Execution(models.Model):
         return f"{self.id} ({self.status})"
 
 
+class QflowUser(models.Model):
+    """A QFlow user id (as executions carry it in `triggeredBy`) and the name people know.
+
+    Staff edit these in the admin; the API user qflowui runs as is added by itself the first
+    time one of its runs' executions is stored. Unknown ids stay shown as short ids.
+    """
+
+    STAFF = "staff"
+    API_USER = "api_user"
+    SOURCE_CHOICES = [(STAFF, "Entered by staff"), (API_USER, "qflowui's API user (automatic)")]
+
+    user_id = models.CharField("QFlow user id", max_length=200, primary_key=True)
+    display_name = models.CharField(max_length=200)
+    source = models.CharField(max_length=16, choices=SOURCE_CHOICES, default=STAFF)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["display_name"]
+        verbose_name = "QFlow user"
+
+    def __str__(self) -> str:
+        return f"{self.display_name} ({self.user_id})"
+
+
 class Step(models.Model):
     execution = models.ForeignKey(Execution, on_delete=models.CASCADE, related_name="steps")
     node_id = models.CharField(max_length=200)

@@ -12,6 +12,7 @@ from django.db import IntegrityError, OperationalError
 from django.utils import timezone
 
 from qflowui.mirror.models import Execution, Workflow
+from qflowui.mirror.people import remember_api_user
 from qflowui.mirror.sync import execution_fields
 from qflowui.qflow import QflowClient, client_from_settings
 from qflowui.qflow.errors import QflowError, QflowNotFound
@@ -49,6 +50,8 @@ def run_execution_refresh(
     if item.workflow_id and str(item.workflow_id) != str(run.workflow_id):
         workflow = Workflow.objects.filter(pk=item.workflow_id).first() or workflow
     fields = execution_fields(item, workflow, now)
+    # Who QFlow says started it is qflowui's own API user: named once, for every list.
+    remember_api_user(fields.get("triggered_by", ""))
     try:
         mirrored, _ = Execution.objects.update_or_create(
             pk=run.execution_id, defaults={"workflow": workflow, **fields}
