@@ -118,3 +118,33 @@ def test_the_preference_refuses_an_unknown_zone(viewer):
     with pytest.raises(ValidationError):
         Preference(user=viewer, timezone="Nowhere/Special").full_clean()
     Preference(user=viewer, timezone="Asia/Kolkata").full_clean()
+
+
+def test_from_and_to_are_read_in_the_users_zone_and_say_which(viewer_client, viewer):
+    Preference.objects.create(user=viewer, timezone="Europe/Berlin")
+    wf = Workflow.objects.create(id=uuid.uuid4(), name="Zone check")
+
+    def at(hour: int, minute: int) -> Execution:
+        return Execution.objects.create(
+            id=uuid.uuid4(),
+            workflow=wf,
+            status="Success",
+            status_class=st.SUCCESS,
+            is_terminal=True,
+            started_at=datetime(2026, 11, 30, hour, minute, tzinfo=UTC),
+            last_synced_at=datetime(2026, 11, 30, 12, tzinfo=UTC),
+        )
+
+    # 09:30 UTC is 10:30 in Berlin; 08:30 UTC is 09:30 in Berlin.
+    inside, before = at(9, 30), at(8, 30)
+    html = viewer_client.get("/executions/?start=2026-11-30T10:00&end=2026-11-30T11:00").content
+    html = html.decode()
+    assert str(inside.id) in html and str(before.id) not in html
+    assert 'From <span class="hint">(in Europe/Berlin)</span>' in html
+    # A date is that whole day in Berlin: 2026-11-29 23:30 UTC is already the 30th there.
+    late = at(0, 0)
+    Execution.objects.filter(pk=late.pk).update(
+        started_at=datetime(2026, 11, 29, 23, 30, tzinfo=UTC)
+    )
+    html = viewer_client.get("/executions/?start=2026-11-30&end=2026-11-30").content.decode()
+    assert str(late.id) in html

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 
 from django import forms
+from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
 from qflowui.mirror import status as st
@@ -35,7 +36,7 @@ STATUS_HELP = ", ".join(c.replace("_", " ") for c in st.CLASSES)
 _LOST_PLUS = re.compile(r"(\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?) (\d{2}:?\d{2})$")
 _ID_PREFIX = re.compile(r"[0-9a-f]{6,31}")
 _HEXISH = re.compile(r"[0-9a-fA-F-]+")
-DATE_HELP = "use 2025-11-23, 2025-11-23T10:42 (UTC) or 2025-11-23T10:42+01:00"
+DATE_HELP = "use 2025-11-23, 2025-11-23T10:42 (in your time zone) or 2025-11-23T10:42+01:00"
 
 
 class MultiValueField(forms.Field):
@@ -54,7 +55,7 @@ class MultiValueField(forms.Field):
 
 
 class InstantField(forms.Field):
-    """An ISO date or date-time; UTC unless it carries an offset.
+    """An ISO date or date-time; in the user's time zone unless it carries an offset.
 
     A date-only value means the start of that day, or with `end_of_day` its end.
     """
@@ -77,17 +78,21 @@ class InstantField(forms.Field):
 
 
 def _parse_instant(text: str, end_of_day: bool) -> datetime | None:
+    """A date or date-time without an offset is read in the user's zone (the one every time
+    on screen is shown in; UTC unless they chose another)."""
+    zone = timezone.get_current_timezone()
     # A "+01:00" typed into a URL by hand arrives as " 01:00": put the plus back.
     text = _LOST_PLUS.sub(r"\1+\2", text)
     if is_date_only(text):
         day = parse_date(text)
-        moment = datetime.combine(day, time.min, tzinfo=UTC)
-        return moment + timedelta(days=1) if end_of_day else moment
+        if end_of_day:
+            day += timedelta(days=1)
+        return datetime.combine(day, time.min, tzinfo=zone).astimezone(UTC)
     moment = parse_datetime(text.replace(" ", "T", 1))
     if moment is None:
         return None
     if moment.tzinfo is None:
-        return moment.replace(tzinfo=UTC)
+        moment = moment.replace(tzinfo=zone)
     return moment.astimezone(UTC)
 
 
