@@ -34,6 +34,8 @@ urlpatterns = [
     path("executions/", include("qflowui.executions.urls")),
     # Failures across runs, grouped by cause (qflowui/triage).
     path("failures/", include("qflowui.triage.urls")),
+    # Every workflow at a glance: last run, success rates, durations, last failure.
+    path("workflows/", include("qflowui.triage.workflow_urls")),
     # The team's audit log (staff): sign-ins, lockouts, runs, denials.
     path("audit/", audit_views.audit_log, name="audit"),
     # Users and their groups (Viewers, Runners) are managed here by staff.

@@ -90,6 +90,8 @@ def data_urls(d) -> list[tuple[str, str, dict]]:
         ("get", f"/executions/{ex}/steps/{node}/input.json", {}),
         ("get", f"/executions/{ex}/steps/{node}/output.json", {}),
         ("get", f"/executions/{ex}/export.json", {}),
+        ("get", "/workflows/?sort=name", {}),
+        ("get", "/workflows/", htmx),
         ("get", "/runs/", {}),
         ("get", f"/runs/{run}/", {}),
         ("get", f"/runs/{run}/", {**htmx, "HTTP_HX_TARGET": "run-status"}),

@@ -21,8 +21,8 @@ RUNNERS = "Runners"
 VIEW_GROUPS = (VIEWERS, RUNNERS)
 
 # The URL prefixes and URL namespaces that show data: every view under them is guarded.
-GUARDED_PREFIXES = ("/executions/", "/failures/", "/runs/", "/audit/")
-GUARDED_NAMESPACES = frozenset({"executions", "triage", "runs"})
+GUARDED_PREFIXES = ("/executions/", "/failures/", "/workflows/", "/runs/", "/audit/")
+GUARDED_NAMESPACES = frozenset({"executions", "triage", "workflows", "runs"})
 
 _FACTS = "_qflowui_user_facts"  # cached on the user object: one query per request
 

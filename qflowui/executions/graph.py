@@ -35,6 +35,18 @@ MAX_NODES = 200
 DOT_TIMEOUT_SECONDS = 5.0
 FORCED_DOT_TIMEOUT_SECONDS = 20.0
 LABEL_MAX = 48
+# Node labels: the name wrapped at NAME_WRAP characters on at most NAME_LINES lines (the
+# last one cut with "…"); the whole name is in the node's <title> and aria-label.
+NAME_WRAP = 36
+NAME_LINES = 2
+TYPE_MAX = 30
+FONT_SIZE = 11  # layout and rendering use the same font (DejaVu Sans, detail.css) and size
+# A chain this long, and this much longer than it is wide, is laid out top to bottom.
+TB_MIN_RANKS = 6
+TB_RATIO = 2.0
+# The SVG's initial height in CSS px (1 graph unit = 1 px at 100 %); graph.js refines it.
+BOX_MIN_HEIGHT = 160
+BOX_MAX_HEIGHT = 640
 CACHE_SECONDS = 24 * 3600
 NOT_REACHED = "not-reached"
 
@@ -244,6 +256,32 @@ def _short(text: str, limit: int = LABEL_MAX) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def wrap_name(text: str, width: int = NAME_WRAP, lines: int = NAME_LINES) -> list[str]:
+    """`text` on at most `lines` lines of at most `width` characters, words kept whole where
+    they fit; what does not fit ends the last line with "…"."""
+    words = " ".join(text.split()).split(" ")
+    out: list[str] = []
+    current = ""
+    rest = list(words)
+    while rest and len(out) < lines:
+        word = rest[0]
+        candidate = f"{current} {word}" if current else word
+        if len(candidate) <= width:
+            current = candidate
+            rest.pop(0)
+            continue
+        if not current:  # one word longer than a line: break it
+            current, rest[0] = word[:width], word[width:]
+        out.append(current)
+        current = ""
+    if current and len(out) < lines:
+        out.append(current)
+    if rest and out:
+        last = out[-1]
+        out[-1] = (last if len(last) < width else last[: width - 1]) + "…"
+    return out or [""]
+
+
 def _label(node: GraphNode) -> str:
     if node.kind in ("parent", "linked"):
         first = node.name
@@ -251,16 +289,68 @@ def _label(node: GraphNode) -> str:
     else:
         first = node.name or node.node_id
         second = node.type or "step"
-    return f"{_short(first)}\n{_short(second, 32)}"
+    return "\n".join([*wrap_name(first), _short(second, TYPE_MAX)])
+
+
+def ranks(graph: Graph) -> dict[str, int]:
+    """Each node's rank: the length of the longest path reaching it (back edges ignored)."""
+    out_edges: dict[str, list[str]] = {n.key: [] for n in graph.nodes}
+    for edge in graph.edges:
+        if edge.source in out_edges and edge.target in out_edges:
+            out_edges[edge.source].append(edge.target)
+    # Depth-first order without recursion; edges to a node on the stack are back edges.
+    state: dict[str, int] = {}  # 1: on the stack, 2: done
+    order: list[str] = []
+    back: set[tuple[str, str]] = set()
+    for root in out_edges:
+        if root in state:
+            continue
+        stack = [(root, iter(out_edges[root]))]
+        state[root] = 1
+        while stack:
+            key, targets = stack[-1]
+            target = next(targets, None)
+            if target is None:
+                stack.pop()
+                state[key] = 2
+                order.append(key)
+            elif state.get(target) == 1:
+                back.add((key, target))
+            elif target not in state:
+                state[target] = 1
+                stack.append((target, iter(out_edges[target])))
+    rank = dict.fromkeys(out_edges, 0)
+    for key in reversed(order):  # topological order of the acyclic rest
+        for target in out_edges[key]:
+            if (key, target) not in back:
+                rank[target] = max(rank[target], rank[key] + 1)
+    return rank
+
+
+def layout_direction(graph: Graph) -> str:
+    """Top to bottom ("TB") for a long chain (many ranks, few nodes side by side), left to
+    right ("LR") for short wide graphs: a 38-step sweep drawn left to right is a thin strip."""
+    rank = ranks(graph)
+    if not rank:
+        return "LR"
+    depth = max(rank.values()) + 1
+    per_rank: dict[int, int] = {}
+    for value in rank.values():
+        per_rank[value] = per_rank.get(value, 0) + 1
+    breadth = max(per_rank.values())
+    return "TB" if depth >= TB_MIN_RANKS and depth >= TB_RATIO * breadth else "LR"
 
 
 def dot_source(graph: Graph) -> str:
     """The DOT text. Depends on the shape and labels only, not on statuses (cache key)."""
+    direction = layout_direction(graph)
+    ranksep = 0.3 if direction == "TB" else 0.5
     lines = [
         "digraph qflow {",
-        '  graph [rankdir=LR, nodesep=0.3, ranksep=0.5, pad=0.15, splines=true, bgcolor="none"];',
-        '  node [shape=box, style="rounded,filled", fontname="DejaVu Sans", fontsize=10, '
-        'margin="0.14,0.06", height=0.5];',
+        f"  graph [rankdir={direction}, nodesep=0.3, ranksep={ranksep}, pad=0.15, "
+        'splines=true, bgcolor="none"];',
+        f'  node [shape=box, style="rounded,filled", fontname="DejaVu Sans", '
+        f'fontsize={FONT_SIZE}, margin="0.16,0.07", height=0.5];',
         '  edge [fontname="DejaVu Sans", fontsize=9, arrowsize=0.6];',
     ]
     for node in graph.nodes:
@@ -355,8 +445,15 @@ def _annotate(
     edge_by_pair = {(e.source, e.target): e for e in graph.edges}
     for attr in ("width", "height"):
         root.attrib.pop(attr, None)
+    width, height = _view_size(root.get("viewBox", ""))
+    # The box follows the graph: its height at 100 % within bounds (graph.js refines it to
+    # the page's width and centres the failed step); the whole graph stays in the viewBox.
+    root.set("height", str(round(min(max(height, BOX_MIN_HEIGHT), BOX_MAX_HEIGHT))))
+    root.set("data-graph-width", f"{width:.0f}")
+    root.set("data-graph-height", f"{height:.0f}")
+    root.set("data-direction", layout_direction(graph))
     root.set("class", "graph-svg")
-    root.set("role", "img")
+    root.set("role", "group")  # it holds links (the steps): not an image
     root.set("aria-label", "Workflow step graph")
     root.set("preserveAspectRatio", "xMidYMid meet")
     for element in root.iter():
@@ -391,6 +488,14 @@ def _annotate(
         elif title is not None and kind == "graph":
             group.remove(title)
     return ET.tostring(root, encoding="unicode")
+
+
+def _view_size(view_box: str) -> tuple[float, float]:
+    try:
+        _x, _y, width, height = (float(v) for v in view_box.replace(",", " ").split())
+    except ValueError as exc:
+        raise ET.ParseError("no usable viewBox") from exc
+    return width, height
 
 
 def _drop_background(top: ET.Element) -> None:

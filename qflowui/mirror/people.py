@@ -19,9 +19,7 @@ def names_for(user_ids: Iterable[str]) -> dict[str, str]:
     ids = {i for i in user_ids if i}
     if not ids:
         return {}
-    return dict(
-        QflowUser.objects.filter(user_id__in=ids).values_list("user_id", "display_name")
-    )
+    return dict(QflowUser.objects.filter(user_id__in=ids).values_list("user_id", "display_name"))
 
 
 def remember_api_user(user_id: str) -> None:

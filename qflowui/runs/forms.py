@@ -75,9 +75,14 @@ class RunForm(forms.Form):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        # The labels are QFlow's variable names: what the user finds in QFlow's docs.
-        for name in ("input", *ov.SYSTEM_FIELDS):
+        # The overrides' labels are QFlow's variable names: what the user finds in QFlow's docs.
+        # Every label is the name the page shows, and the one error messages use.
+        for name in ov.SYSTEM_FIELDS:
             self.fields[name].label = name
+        self.fields["workflow"].label = "Workflow"
+        self.fields["input"].label = "Input"
+        self.fields["masked"].label = "Masked fields"
+        self.fields["idempotency_key"].label = "Submission key"
         for name, help_text in _HELP.items():
             self.fields[name].help_text = help_text
         self.workflows = list(Workflow.objects.only("id", "name", "cloud").order_by("name", "id"))
@@ -87,15 +92,22 @@ class RunForm(forms.Form):
         ]
         self.fields["input"].widget.attrs["data-max-bytes"] = str(ov.max_input_bytes())
         self.row_numbers = self._row_numbers()
-        for n in self.row_numbers:
-            self.fields[f"var_key_{n}"] = forms.CharField(required=False, max_length=64)
+        for position, n in enumerate(self.row_numbers, start=1):
+            # Named as the page shows them: row 1, 2, 3... whatever numbers were posted.
+            label = f"Custom variable {position}"
+            self.fields[f"var_key_{n}"] = forms.CharField(
+                required=False, max_length=64, label=f"{label} name"
+            )
             self.fields[f"var_type_{n}"] = forms.ChoiceField(
                 required=False,
+                label=f"{label} type",
                 choices=[(t, t) for t in ov.VARIABLE_TYPES],
-                widget=forms.Select(attrs={"aria-label": f"Type {n + 1}"}),
+                widget=forms.Select(attrs={"aria-label": f"{label} type"}),
                 error_messages={"invalid_choice": "Choose String, Integer, Boolean, List or JSON."},
             )
-            self.fields[f"var_value_{n}"] = forms.CharField(required=False, strip=False)
+            self.fields[f"var_value_{n}"] = forms.CharField(
+                required=False, strip=False, label=f"{label} value"
+            )
         self.masked_names = self._masked_names()
         for name in self.masked_names:
             if name != "input":
@@ -299,18 +311,67 @@ class RunForm(forms.Form):
                 f"Both connectorId and {', '.join(legacy)} are set: QFlow uses connectorId."
             )
         workflow = self.workflow_object()
-        cloud = ov.cloud_name(workflow.cloud if workflow else "")
+        custom = data.get("custom_variables") or {}
+        if custom and workflow is not None and declared_variables(workflow) is None:
+            notes.append(
+                "This workflow's definition is not in the mirror yet, so the custom variables "
+                "could not be checked against the variables it declares."
+            )
+        return notes
+
+    def warnings(self) -> list[str]:
+        """What is probably a mistake, but may be meant: the preview says so, the user may
+        still confirm. A variable the workflow's definition does not declare, an override
+        for another cloud than the workflow's."""
+        data = self.cleaned_data
+        workflow = self.workflow_object()
+        if workflow is None:
+            return []
+        out = []
+        declared = declared_variables(workflow)
+        if declared is not None:
+            by_lower = {key.lower(): key for key in declared}
+            for key in data.get("custom_variables") or {}:
+                if key in declared:
+                    continue
+                near = by_lower.get(key.lower())
+                hint = f" (it declares {near}: a different case is a different variable)"
+                out.append(
+                    f"{key} is not a variable this workflow declares"
+                    f"{hint if near else ''}: QFlow will most likely ignore it."
+                )
+        cloud = ov.cloud_name(workflow.cloud)
         if cloud:
             foreign = [
-                name
+                f"{name} ({field_cloud})"
                 for name, field_cloud in ov.FIELD_CLOUD.items()
                 if data.get(name) and field_cloud != cloud
             ]
             if foreign:
-                notes.append(
-                    f"{', '.join(foreign)} belong to another cloud; this workflow runs on {cloud}."
+                what = "is an override" if len(foreign) == 1 else "are overrides"
+                out.append(
+                    f"{_and(foreign)} {what} for another cloud: this workflow runs on {cloud}, "
+                    "so QFlow will most likely ignore "
+                    f"{'it' if len(foreign) == 1 else 'them'}."
                 )
-        return notes
+        return out
+
+
+def declared_variables(workflow: Workflow) -> set[str] | None:
+    """The variable names the workflow's definition declares; None when it is not mirrored."""
+    if not isinstance(workflow.definition, dict):
+        return None
+    items = workflow.definition.get("variables") or []
+    return {
+        item["key"]
+        for item in (items if isinstance(items, list) else [])
+        if isinstance(item, dict) and isinstance(item.get("key"), str)
+    }
+
+
+def _and(items: list[str]) -> str:
+    """a, b and c"""
+    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}"
 
 
 def masked_paths_message(paths: list[str]) -> str:

@@ -164,10 +164,9 @@ def _form_post(request: HttpRequest) -> HttpResponse:
     digest = body_digest(workflow.pk, body)
     previewed = request.POST.get("preview_digest", "")
     if request.POST.get("action") != "confirm" or (previewed and previewed != digest):
-        notes = []
-        if request.POST.get("action") == "confirm":
-            notes.append("The form changed after the preview: check the new preview and confirm.")
-        context = _form_context(form, notes=notes, preview=body, digest=digest)
+        # Said inside the preview, which the page scrolls to.
+        changed = request.POST.get("action") == "confirm"
+        context = _form_context(form, preview=body, digest=digest, changed=changed)
         return render(request, "runs/form.html", context)
     try:
         run, created = run_create(
@@ -194,6 +193,7 @@ def _form_context(
     digest: str = "",
     errors: list[str] | None = None,
     again: Run | None = None,
+    changed: bool = False,
 ) -> dict[str, Any]:
     workflow = form.workflow_object()
     return {
@@ -201,6 +201,8 @@ def _form_context(
         "again": again,
         "page_errors": errors or [],
         "form": form,
+        # Named as the page shows them ("Custom variable 1 value"), never var_value_0.
+        "error_fields": [f for f in form.visible_fields() if f.errors] if form.is_bound else [],
         "workflow": workflow,
         "workflow_variables": workflow_variables(workflow),
         "connector_ids": connector_ids_seen(workflow),
@@ -211,6 +213,8 @@ def _form_context(
         "source": source,
         "preview": shown_body(preview) if preview is not None else None,
         "preview_notes": form.notes() if preview is not None else [],
+        "preview_warnings": form.warnings() if preview is not None else [],
+        "preview_changed": changed,
         "digest": digest,
     }
 
@@ -373,14 +377,18 @@ def run_list(request: HttpRequest) -> HttpResponse:
     if params.get("state"):
         runs = runs.filter(state=params["state"])
     page = Paginator(runs, 50).get_page(params.get("page") or 1)
+    # The executions' statuses from the mirror: one query for the page.
     ids = [run.execution_id for run in page if run.execution_id]
-    executions = {
-        e.pk: e for e in Execution.objects.filter(pk__in=ids).only("status", "status_class")
-    }
+    executions = (
+        {e.pk: e for e in Execution.objects.filter(pk__in=ids).only("status", "status_class")}
+        if ids
+        else {}
+    )
     rows = [
         {
             "run": run,
             "execution": executions.get(run.execution_id),
+            "execution_short": str(run.execution_id)[:8] if run.execution_id else "",
             "overrides": _short_overrides(run.variables),
         }
         for run in page

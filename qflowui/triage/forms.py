@@ -68,3 +68,46 @@ class FailureFilters:
             if getattr(self, name):
                 out[name] = getattr(self, name)
         return out
+
+
+# --- /workflows/ ---------------------------------------------------------------------------
+
+WORKFLOW_SORTS = {
+    "failures": "Failure rate",  # highest failure rate over 7 days first: what needs a look
+    "last": "Last run",  # most recently run first
+    "name": "Name",
+}
+DEFAULT_WORKFLOW_SORT = "failures"
+
+
+class WorkflowFilterForm(forms.Form):
+    cloud = forms.CharField(required=False, max_length=32)
+    q = forms.CharField(required=False, max_length=200, strip=True)
+    sort = forms.ChoiceField(
+        required=False,
+        choices=list(WORKFLOW_SORTS.items()),
+        error_messages={"invalid_choice": "Unknown order “%(value)s”: use failures, last or name."},
+    )
+
+    def filters(self) -> WorkflowFilters:
+        """The valid values, defaults for the rest (a bad one is left out). After is_valid()."""
+        data = getattr(self, "cleaned_data", {})
+        return WorkflowFilters(
+            cloud=data.get("cloud") or "",
+            q=data.get("q") or "",
+            sort=data.get("sort") or DEFAULT_WORKFLOW_SORT,
+        )
+
+
+@dataclass(frozen=True)
+class WorkflowFilters:
+    cloud: str = ""
+    q: str = ""
+    sort: str = DEFAULT_WORKFLOW_SORT
+
+    def params(self, **changes: str) -> dict[str, str]:
+        """The query string of this page, with `changes`; empty values and defaults left out."""
+        params = {"cloud": self.cloud, "q": self.q, "sort": self.sort, **changes}
+        if params["sort"] == DEFAULT_WORKFLOW_SORT:
+            params["sort"] = ""
+        return {key: value for key, value in params.items() if value}

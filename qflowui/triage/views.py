@@ -14,9 +14,18 @@ from django.views.decorators.http import require_GET
 from qflowui.executions.forms import RANGES
 from qflowui.executions.listing import sync_freshness, workflow_choices
 from qflowui.triage.failures import NEW_FOR, failure_report
-from qflowui.triage.forms import SORTS, FailureFilterForm, FailureFilters
+from qflowui.triage.forms import (
+    SORTS,
+    WORKFLOW_SORTS,
+    FailureFilterForm,
+    FailureFilters,
+    WorkflowFilterForm,
+    WorkflowFilters,
+)
+from qflowui.triage.workflows import cloud_choices, workflow_overview
 
 TEMPLATE = "triage/failures.html"
+WORKFLOWS_TEMPLATE = "triage/workflows.html"
 
 
 @require_GET
@@ -88,3 +97,39 @@ def _url(filters: FailureFilters, **changes: str) -> str:
     }
     query = urlencode({k: v for k, v in params.items() if v})
     return f"{reverse('triage:failures')}?{query}"
+
+
+@require_GET
+def workflows(request: HttpRequest) -> HttpResponse:
+    """/workflows/: every mirrored workflow, how it has been doing, worst first by default."""
+    form = WorkflowFilterForm(request.GET)
+    form.is_valid()  # a bad value gets its message; the valid ones still apply
+    filters = form.filters()
+    overview = workflow_overview(filters, now=timezone.now(), tz=timezone.get_current_timezone())
+    fragment = bool(request.htmx and not request.htmx.history_restore_request)
+    context = {
+        "form": form,
+        "filters": filters,
+        "overview": overview,
+        "fragment": fragment,
+        "freshness": sync_freshness(),
+        "sorts": [
+            {
+                "key": key,
+                "label": label,
+                "current": filters.sort == key,
+                "url": _workflows_url(filters, sort=key),
+            }
+            for key, label in WORKFLOW_SORTS.items()
+        ],
+        "cloud_options": sorted(set(cloud_choices()) | _set(filters.cloud)),
+    }
+    template = WORKFLOWS_TEMPLATE + ("#results" if fragment else "")
+    response = render(request, template, context)
+    patch_vary_headers(response, ("HX-Request",))
+    return response
+
+
+def _workflows_url(filters: WorkflowFilters, **changes: str) -> str:
+    query = urlencode(filters.params(**changes))
+    return reverse("workflows:list") + (f"?{query}" if query else "")

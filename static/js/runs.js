@@ -104,14 +104,41 @@
     form.addEventListener("change", changed);
   }
 
+  // After Preview, show the preview and its Confirm button (they are below the form).
+  // Without JavaScript the Preview button posts to ...#preview, which gets there too.
+  function revealPreview() {
+    var section = document.getElementById("preview");
+    if (!section) return;
+    var form = section.closest("form");
+    var actions = form ? form.querySelector(".run-actions") : null;
+    var reduce = window.matchMedia && window.matchMedia("(prefers-reduced-motion: reduce)").matches;
+    // For keyboard and screen reader users: Tab goes on to Preview again, then Confirm.
+    section.focus({ preventScroll: true });
+    var margin = 12;
+    var top = section.getBoundingClientRect().top + window.pageYOffset - margin;
+    var bottom = (actions || section).getBoundingClientRect().bottom + window.pageYOffset + margin;
+    // The whole preview when it fits, else as much of it as fits with Confirm in view.
+    var target = bottom - top <= window.innerHeight ? top : bottom - window.innerHeight;
+    window.scrollTo({ top: Math.max(0, target), behavior: reduce ? "auto" : "smooth" });
+  }
+
   function init() {
     document.querySelectorAll("[data-format-json]").forEach(setupJson);
+    revealPreview();
     document.querySelectorAll("form[data-run-form]").forEach(function (form) {
       setupWorkflowPicker(form);
       setupSubmitGuard(form);
       setupStalePreview(form);
     });
   }
+
+  // Should a preview ever arrive by an htmx swap, reveal it the same way.
+  document.addEventListener("htmx:afterSettle", function (event) {
+    var target = event.detail && event.detail.target;
+    if (target && (target.id === "preview" || (target.querySelector && target.querySelector("#preview")))) {
+      revealPreview();
+    }
+  });
 
   if (document.readyState === "loading") {
     document.addEventListener("DOMContentLoaded", init);
