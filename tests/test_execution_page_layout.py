@@ -11,7 +11,7 @@ import pytest
 from django.core.cache import cache
 
 from qflowui.executions import graph as graphs
-from qflowui.executions.detail import timeline_ticks
+from qflowui.executions.timeline import timeline_ticks
 from qflowui.mirror import status as st
 from tests.test_execution_detail_support import component as comp
 

@@ -6,6 +6,7 @@ its filter and is left out, and the rest of the filters still apply.
 
 from __future__ import annotations
 
+import math
 import re
 import uuid
 from dataclasses import dataclass
@@ -299,3 +300,83 @@ class Filters:
 def is_date_only(text: str) -> bool:
     """`2025-11-23`, not `2025-11-23T10:00`. Raises ValueError for an impossible date."""
     return len(text) <= 10 and parse_date(text) is not None
+
+
+# --- the execution page's and the step views' query strings ----------------------------------
+
+
+class QueryText(forms.Field):
+    """A query parameter's text as given (not stripped; "" when absent). What it means, and
+    which values are ignored, is its form's `clean_<name>`."""
+
+    def to_python(self, value: object) -> str:
+        return "" if value is None else str(value)
+
+
+class ExecutionPageForm(forms.Form):
+    """The execution page: `?step=<node id>` opens that step's panel under the page, and
+    `?graph=force` draws the graph however big it is. A bad `graph` is ignored."""
+
+    step = QueryText(required=False)
+    graph = forms.ChoiceField(required=False, choices=[("", ""), ("force", "force")])
+
+    def clean_step(self) -> str:
+        return self.cleaned_data["step"][:300]
+
+    @property
+    def selected_step(self) -> str:
+        """The step whose panel to open ("": none). After is_valid(), like the others."""
+        return self.cleaned_data.get("step", "")
+
+    @property
+    def force_graph(self) -> bool:
+        return self.cleaned_data.get("graph") == "force"
+
+
+# Parameters that ask a payload's tree view for more than its first view.
+TREE_VIEW_PARAMS = ("path", "q", "view", "offset", "full")
+
+
+class PayloadTreeForm(forms.Form):
+    """A payload's tree view. Without any of TREE_VIEW_PARAMS: the first view, or with
+    `poll=<when the fetch was asked for>` its poll. Else a subtree at `path` (a JSON
+    pointer), its children from `offset`, a table (`view=table`) or a row (`view=row`), the
+    whole of a long string (`full=1`) or a search (`q`, at most 200 characters).
+    A bad `offset` (not a whole number, or negative) answers "No value at this path."; a
+    bad `poll` is a first view."""
+
+    path = QueryText(required=False)
+    q = QueryText(required=False)
+    view = QueryText(required=False)
+    offset = QueryText(required=False)
+    full = QueryText(required=False)
+    poll = QueryText(required=False)
+
+    def clean_offset(self) -> int:
+        try:
+            value = int(self.cleaned_data["offset"] or 0)
+        except ValueError:
+            raise forms.ValidationError("Use a whole number.") from None
+        if value < 0:
+            raise forms.ValidationError("Use a number from 0.")
+        return value
+
+    def clean_full(self) -> bool:
+        return self.cleaned_data["full"] == "1"
+
+    def clean_poll(self) -> float | None:
+        try:
+            value = float(self.cleaned_data["poll"])
+        except ValueError:
+            return None
+        return value if math.isfinite(value) else None
+
+    @property
+    def asks_for_view(self) -> bool:
+        return any(name in self.data for name in TREE_VIEW_PARAMS)
+
+
+class PayloadDownloadForm(forms.Form):
+    """A payload's download: the whole of it, or the value at `path` (a JSON pointer)."""
+
+    path = QueryText(required=False)

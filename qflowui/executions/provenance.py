@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.apps import apps
+from django.urls import reverse
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,6 @@ def started_by(execution_ids: Iterable[object]) -> dict[str, StartedBy]:
         "execution_id", "pk", "created_by__username", "queued_at"
     )
     return {
-        str(execution_id): StartedBy(username, pk, f"/runs/{pk}/", queued_at)
+        str(execution_id): StartedBy(username, pk, reverse("runs:detail", args=[pk]), queued_at)
         for execution_id, pk, username, queued_at in rows
     }

@@ -318,7 +318,7 @@ def _row(
         running=execution.status_class == st.RUNNING,
         workflow_name=execution.workflow.name or str(execution.workflow_id),
         workflow_url=links.only("workflow", str(execution.workflow_id)),
-        detail_url=f"/executions/{ident}/",
+        detail_url=reverse("executions:detail", args=[ident]),
         started_at=execution.started_at,
         duration_ms=execution.duration_ms,
         source=execution.source,
@@ -342,7 +342,9 @@ def _why(execution: Execution, ident: str) -> dict[str, str]:
         "failure_step": execution.failure_step or execution.failure_node_id,
         "failure_line": first_line(execution.failure_message),
         "failure_message": execution.failure_message,
-        "failure_url": f"/executions/{ident}/?{urlencode({'step': execution.failure_node_id})}",
+        "failure_url": reverse(
+            "executions:detail", args=[ident], query={"step": execution.failure_node_id}
+        ),
     }
 
 

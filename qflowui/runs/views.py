@@ -22,9 +22,11 @@ from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.http.request import RawPostDataException
 from django.shortcuts import get_object_or_404, redirect, render
+from django.template.loader import render_to_string
 from django.utils.dateparse import parse_datetime
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django_htmx.http import HttpResponseStopPolling
 
 from qflowui.mirror.models import Execution, Workflow
 from qflowui.runs import audit
@@ -46,7 +48,6 @@ from qflowui.runs.services import (
 )
 
 RUN_PERMISSION = "runs.run_workflow"
-STOP_POLLING = 286  # htmx stops polling on this status
 
 
 def _can_run(request: HttpRequest) -> bool:
@@ -271,13 +272,20 @@ def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
     }
     target = request.htmx.target if request.htmx else None
     if target == "run-status":
-        status = 200 if run.is_pending else STOP_POLLING
-        return render(request, "runs/detail.html#run-status", context, status=status)
+        return _fragment(request, "runs/detail.html#run-status", context, poll=run.is_pending)
     if target == "run-execution":
         running = execution is not None and not execution.is_terminal
-        status = 200 if running else STOP_POLLING
-        return render(request, "runs/detail.html#run-execution", context, status=status)
+        return _fragment(request, "runs/detail.html#run-execution", context, poll=running)
     return render(request, "runs/detail.html", context)
+
+
+def _fragment(
+    request: HttpRequest, template: str, context: dict[str, Any], *, poll: bool
+) -> HttpResponse:
+    """A polled part of the run page; once nothing can change, htmx is told to stop polling."""
+    if poll:
+        return render(request, template, context)
+    return HttpResponseStopPolling(render_to_string(template, context, request))
 
 
 def _candidates(run: Run) -> list[dict[str, Any]]:

@@ -14,7 +14,6 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta, tzinfo
 from typing import Any
-from urllib.parse import urlencode
 
 from django.db.models import Count, Max, Min, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import TruncDay, TruncHour
@@ -145,7 +144,7 @@ def failure_report(filters: FailureFilters, *, now: datetime, tz: tzinfo) -> Rep
     )
     sparks = _sparks(base, keys, start, now, hourly, tz)
     affected, report.affected_partial = _affected(base, keys)
-    list_base = reverse("executions:list")
+    list_view = "executions:list"
     for row in rows:
         sample = samples.get(row["sample"])
         if sample is None:  # gone between two queries: shown next time
@@ -160,15 +159,15 @@ def failure_report(filters: FailureFilters, *, now: datetime, tz: tzinfo) -> Rep
             step=sample.failure_step or sample.failure_node_id,
             pattern=sample.failure_pattern,
             example=sample.failure_message,
-            example_url=reverse("executions:detail", args=[sample.pk])
-            + "?"
-            + urlencode({"step": sample.failure_node_id}),
+            example_url=reverse(
+                "executions:detail", args=[sample.pk], query={"step": sample.failure_node_id or ""}
+            ),
             count=row["n"],
             last_seen=row["last"],
             first_in_range=row["first"],
             first_seen=first_seen,
             is_new=first_seen >= now - NEW_FOR,
-            list_url=f"{list_base}?{urlencode(query)}",
+            list_url=reverse(list_view, query=query),
             spark=sparks.get(key, []),
         )
         seen = affected.get(key, {})

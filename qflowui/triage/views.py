@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from urllib.parse import urlencode
-
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import reverse
@@ -69,9 +67,9 @@ def failures(request: HttpRequest) -> HttpResponse:
         "cloud_options": sorted(
             {cloud for _, _, cloud in workflows if cloud} | _set(filters.cloud)
         ),
-        "list_url": reverse("executions:list")
-        + "?"
-        + urlencode({**filters.list_params(), "status": "failed,timed_out"}),
+        "list_url": reverse(
+            "executions:list", query={**filters.list_params(), "status": "failed,timed_out"}
+        ),
     }
     template = TEMPLATE
     if request.htmx and not request.htmx.history_restore_request:
@@ -95,8 +93,7 @@ def _url(filters: FailureFilters, **changes: str) -> str:
         "sort": filters.sort,
         **changes,
     }
-    query = urlencode({k: v for k, v in params.items() if v})
-    return f"{reverse('triage:failures')}?{query}"
+    return reverse("triage:failures", query={k: v for k, v in params.items() if v})
 
 
 @require_GET
@@ -131,5 +128,4 @@ def workflows(request: HttpRequest) -> HttpResponse:
 
 
 def _workflows_url(filters: WorkflowFilters, **changes: str) -> str:
-    query = urlencode(filters.params(**changes))
-    return reverse("workflows:list") + (f"?{query}" if query else "")
+    return reverse("workflows:list", query=filters.params(**changes))

@@ -25,7 +25,6 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta, tzinfo
 from fractions import Fraction
-from urllib.parse import urlencode
 
 from django.db import connection
 from django.db.models import Aggregate, Count, F, FloatField, OuterRef, Q, QuerySet, Subquery
@@ -163,8 +162,8 @@ def workflow_overview(filters: WorkflowFilters, *, now: datetime, tz: tzinfo) ->
         ).values_list("id", "name", "cloud", "last_id", "last_at", "fail_id")
     )
     counts = _counts(workflows, now)
-    executions = reverse("executions:list")
-    run = reverse("runs:new")
+    executions = "executions:list"
+    run = "runs:new"
     rows: list[Row] = []
     pointers: dict[str, tuple] = {}
     for pk, name, cloud, last_id, last_at, fail_id in wf_rows:
@@ -176,8 +175,8 @@ def workflow_overview(filters: WorkflowFilters, *, now: datetime, tz: tzinfo) ->
             last_at=last_at,
             short=short,
             long=long,
-            executions_url=f"{executions}?{urlencode({'workflow': pk, 'range': '30d'})}",
-            run_url=f"{run}?{urlencode({'workflow': pk})}",
+            executions_url=reverse(executions, query={"workflow": pk, "range": "30d"}),
+            run_url=reverse(run, query={"workflow": pk}),
             never_ran=last_at is None,
             idle=last_at is not None and last_at < now - IDLE_AFTER,
         )
@@ -216,9 +215,9 @@ def workflow_overview(filters: WorkflowFilters, *, now: datetime, tz: tzinfo) ->
         row.last = found.get(last_id)
         row.last_failure = found.get(fail_id)
         if row.last_failure is not None:
-            url = reverse(detail, args=[row.last_failure.pk])
             node = row.last_failure.failure_node_id
-            row.last_failure_url = f"{url}?{urlencode({'step': node})}" if node else url
+            query = {"step": node} if node else None
+            row.last_failure_url = reverse(detail, args=[row.last_failure.pk], query=query)
         row.p50_ms, row.p95_ms = percentiles.get(row.id, (None, None))
         row.strip = strips.get(row.id) or _empty_strip(now, tz)
     overview.failing = sum(1 for row in rows if row.failing)

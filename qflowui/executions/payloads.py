@@ -1,0 +1,293 @@
+"""Step payloads: masked, stored in the mirror and decoded once per process.
+
+- A payload is masked before it is stored; cached forever once the execution is terminal
+  (`payload_is_final`), fetched again while it runs.
+- A payload not cached yet is fetched by a Celery task while the page polls; the state of
+  that fetch (fetching, done, failed) lives in the shared cache, so every web process and
+  worker sees it. Asking for a payload and polling it is `services.payload_request` /
+  `services.payload_poll`; the task's job is `services.payload_fetch`.
+- Decoded payloads are kept per process (`PAYLOAD_MEMO_BYTES`), and one decode of a payload
+  runs at a time per process.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+import time
+from collections import OrderedDict
+from concurrent.futures import Future
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from django.core.cache import cache
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from qflowui.core import jsonio
+from qflowui.core.masking import mask_payload, mask_text, nothing_to_mask
+from qflowui.executions.clients import ClientFactory, Lazy, page_client
+from qflowui.mirror.models import Execution, Step, StepPayload
+from qflowui.qflow import QflowClient
+from qflowui.qflow.errors import QflowError, QflowNotFound
+
+logger = logging.getLogger(__name__)
+
+# QFlow's failure to give a payload is remembered this long (a fetch state `failed`).
+FAILURE_MEMO_SECONDS = 10
+# A payload fetch claimed by a task: longer than the task's hard time limit (see tasks.py),
+# so a claim outlives its task and a lost task is retried once the claim expires.
+PAYLOAD_CLAIM_SECONDS = 90
+PAYLOAD_DONE_SECONDS = 10
+# Decoded payloads kept per process, counted in RAM as decoded (jsonio.sizeof: a 10 MB
+# inventory weighs ~40 MB decoded, a 10 MB array of numbers ~60 MB). One payload above half
+# of it is never kept.
+PAYLOAD_MEMO_BYTES = 96 * 1024 * 1024
+KINDS = (StepPayload.INPUT, StepPayload.OUTPUT)
+
+
+@dataclass
+class Payload:
+    kind: str
+    body: Any = None
+    size: int = 0
+    fetched_at: datetime | None = None
+    present: bool = False  # False: not fetched (or the step never ran)
+    notice: str = ""
+    upstream_calls: int = 0
+
+
+def masked_size(body: Any) -> int:
+    return len(jsonio.dumps(body))
+
+
+def payload_is_final(execution: Execution, row: StepPayload) -> bool:
+    """A payload fetched after the execution was known to be over never changes again."""
+    if not execution.is_terminal:
+        return False
+    since = execution.steps_synced_at or execution.ended_at
+    return since is not None and row.fetched_at >= since
+
+
+def stored(execution: Execution, node_id: str, kind: str) -> StepPayload | None:
+    return (
+        StepPayload.objects.filter(execution=execution, node_id=node_id, kind=kind)
+        .defer("body")
+        .first()
+    )
+
+
+def from_row(row: StepPayload, notice: str = "", upstream_calls: int = 0) -> Payload:
+    return Payload(
+        row.kind, _body(row), row.size, row.fetched_at, True, notice, upstream_calls=upstream_calls
+    )
+
+
+def step_payload(
+    execution: Execution,
+    step: Step | None,
+    kind: str,
+    *,
+    prefer_cached: bool = False,
+    client_factory: ClientFactory = page_client,
+) -> Payload:
+    """A step's input or output, masked: from the cache when final, else from QFlow now,
+    within the page budget (the page's own fetch, when no task can do it).
+
+    `prefer_cached` serves any stored copy (subtrees, searches and downloads of the payload
+    the page is showing), fetching only when there is none.
+    """
+    if step is None:
+        return Payload(kind, notice="This step did not run, so it has no data.")
+    row = stored(execution, step.node_id, kind)
+    if row is not None and (prefer_cached or payload_is_final(execution, row)):
+        return from_row(row)
+    state = fetch_state(execution.pk, step.node_id, kind)
+    if state is not None and state["state"] == FAILED:
+        return failed_payload(kind, state["message"], row)
+    return fetch_and_store(execution, step.node_id, kind, Lazy(client_factory), row)
+
+
+def fetch_and_store(
+    execution: Execution, node_id: str, kind: str, client: Lazy, row: StepPayload | None
+) -> Payload:
+    """Ask QFlow for the payload and store it; a failure is remembered for a few seconds."""
+    try:
+        body = fetch_payload(client(), execution, node_id, kind)
+    except QflowNotFound:
+        if not execution.is_terminal:
+            message = f"QFlow has no {kind} for this step yet."
+            fetch_state_set(execution.pk, node_id, kind, FAILED, message=message)
+            return Payload(kind, notice=message, upstream_calls=client.calls)
+        body = None  # QFlow keeps no data for this step: the same as JSON null to an analyst
+    except QflowError as exc:
+        logger.warning("payload %s/%s/%s: %s", execution.pk, node_id, kind, mask_text(str(exc)))
+        fetch_state_set(execution.pk, node_id, kind, FAILED, message=str(exc))
+        return failed_payload(kind, str(exc), row, client.calls)
+    saved = store_payload(execution, node_id, kind, body)
+    return Payload(
+        kind, saved.body, saved.size, saved.fetched_at, True, upstream_calls=client.calls
+    )
+
+
+def failed_payload(
+    kind: str, message: str, row: StepPayload | None, upstream_calls: int = 0
+) -> Payload:
+    if message.startswith("QFlow has no"):
+        return Payload(kind, notice=message, upstream_calls=upstream_calls)
+    if row is not None:
+        notice = f"QFlow could not be reached ({message}); showing the copy fetched earlier."
+        return from_row(row, notice, upstream_calls)
+    return Payload(
+        kind, notice=f"QFlow could not be reached: {message}.", upstream_calls=upstream_calls
+    )
+
+
+# A payload not cached yet is fetched by a task while the page polls. The state of that fetch
+# lives in the shared cache, so every web process and worker sees it:
+#   fetching  a task was enqueued (one per payload: the first viewer's `cache.add` wins)
+#   done      the task stored the payload
+#   failed    QFlow said no or did not answer (remembered FAILURE_MEMO_SECONDS)
+FETCHING, DONE, FAILED = "fetching", "done", "failed"
+
+
+@dataclass
+class Pending:
+    """A payload a task is fetching; the page shows progress and polls."""
+
+    kind: str
+    since: float  # epoch seconds when the fetch was asked for
+
+    @property
+    def elapsed(self) -> int:
+        return max(0, int(time.time() - self.since))
+
+
+def fetch_key(execution_id: Any, node_id: str, kind: str) -> str:
+    node = hashlib.sha256(node_id.encode()).hexdigest()[:32]
+    return f"qflowui:payload:{execution_id}:{node}:{kind}"
+
+
+def fetch_state(execution_id: Any, node_id: str, kind: str) -> dict[str, Any] | None:
+    return cache.get(fetch_key(execution_id, node_id, kind))
+
+
+def fetch_state_set(
+    execution_id: Any, node_id: str, kind: str, state: str, *, since: float = 0.0, message: str = ""
+) -> None:
+    seconds = {FETCHING: PAYLOAD_CLAIM_SECONDS, DONE: PAYLOAD_DONE_SECONDS}.get(
+        state, FAILURE_MEMO_SECONDS
+    )
+    value = {"state": state, "since": since or time.time(), "message": message}
+    cache.set(fetch_key(execution_id, node_id, kind), value, seconds)
+
+
+def fetch_payload(api: QflowClient, execution: Execution, node_id: str, kind: str) -> Any:
+    if kind == StepPayload.INPUT:
+        return api.get_step_input(str(execution.pk), node_id, parse_json=True)
+    return api.get_step_output(str(execution.pk), node_id, parse_json=True)
+
+
+def payload_masked(raw: Any) -> tuple[Any, int]:
+    """The payload masked for storage, and the size in bytes of its JSON text (written once,
+    by orjson: a tenth of the stdlib's time for 10 MB)."""
+    data = jsonio.dumps(raw)
+    size = len(data)
+    text = data.decode()
+    del data  # a 10 MB payload: one copy of its text at a time
+    if nothing_to_mask(text):
+        return raw, size
+    del text
+    body = mask_payload(raw)
+    return body, masked_size(body)
+
+
+def store_payload(execution: Execution, node_id: str, kind: str, raw: Any) -> StepPayload:
+    """Mask and store (insert or replace) a payload; returns the row as stored."""
+    body, size = payload_masked(raw)
+    keys = {"execution": execution, "node_id": node_id, "kind": kind}
+    values = {"body": body, "size": size, "fetched_at": timezone.now()}
+    # One statement per write, never read-then-write in one transaction: SQLite then waits
+    # for its lock (the input and output of a panel are fetched at the same time) instead of
+    # failing at once with "database is locked".
+    if not StepPayload.objects.filter(**keys).update(**values):
+        try:
+            with transaction.atomic():
+                StepPayload.objects.create(**keys, **values)
+        except IntegrityError:
+            StepPayload.objects.filter(**keys).update(**values)
+    row = StepPayload(**keys, **values)
+    _memo_put(row, body)
+    return row
+
+
+# Decoding a 10 MB payload from the database costs ~150-250 ms; subtree fetches, "show more"
+# and searches of the payload an analyst is reading reuse the decoded copy.
+_memo: OrderedDict[tuple[str, str, str, datetime], tuple[int, Any]] = OrderedDict()
+_memo_lock = threading.Lock()
+
+
+def _memo_key(row: StepPayload) -> tuple[str, str, str, datetime]:
+    return (str(row.execution_id), row.node_id, row.kind, row.fetched_at)
+
+
+def _memo_put(row: StepPayload, body: Any) -> None:
+    if row.size > PAYLOAD_MEMO_BYTES // 2:  # decoded, it weighs more than its JSON text
+        return
+    weight = jsonio.sizeof(body)
+    if weight > PAYLOAD_MEMO_BYTES // 2:
+        return
+    key = _memo_key(row)
+    with _memo_lock:
+        _memo[key] = (weight, body)
+        _memo.move_to_end(key)
+        while sum(size for size, _ in _memo.values()) > PAYLOAD_MEMO_BYTES:
+            _memo.popitem(last=False)
+
+
+# One decode of a payload at a time per process: the views that want a payload someone is
+# decoding (8 analysts opening the same 10 MB output, each poll of a panel whose fetch just
+# ended) wait for that copy instead of each holding one of their own (~40 MB apiece).
+_decoding: dict[tuple[str, str, str, datetime], Future] = {}
+
+
+def _body(row: StepPayload) -> Any:
+    key = _memo_key(row)
+    with _memo_lock:
+        hit = _memo.get(key)
+        if hit is not None:
+            _memo.move_to_end(key)
+            return hit[1]
+        pending = _decoding.get(key)
+        if pending is None:
+            pending = _decoding[key] = Future()
+            owner = True
+        else:
+            owner = False
+    if not owner:
+        try:
+            return pending.result()
+        except Exception:  # noqa: BLE001 - the owner's failure is its own: try once more here
+            logger.debug("payload %s: decoding again after another view failed to", key)
+    try:
+        if "body" in row.get_deferred_fields():
+            row.refresh_from_db(fields=["body"])
+        _memo_put(row, row.body)
+        if owner:
+            pending.set_result(row.body)
+        return row.body
+    except BaseException as exc:
+        if owner:
+            pending.set_exception(exc)
+        raise
+    finally:
+        if owner:
+            with _memo_lock:
+                _decoding.pop(key, None)
+
+
+def memo_clear() -> None:
+    with _memo_lock:
+        _memo.clear()
