@@ -56,7 +56,7 @@ from qflowui.executions.payloads import masked_size as masked_size
 from qflowui.executions.payloads import memo_clear as memo_clear
 from qflowui.executions.payloads import payload_masked as payload_masked
 from qflowui.executions.payloads import step_payload as step_payload
-from qflowui.mirror import status as st
+from qflowui.mirror.failures import first_failing
 from qflowui.mirror.models import Execution, Step, Workflow
 from qflowui.mirror.refresh import execution_refresh
 from qflowui.mirror.sync import workflow_apply
@@ -325,8 +325,4 @@ def _enqueue_fetch(execution_id: str, node_id: str, kind: str) -> bool:
 
 def failed_step(steps: list[Step]) -> Step | None:
     """The step that made the execution fail: the first failed/timed-out one, else cancelled."""
-    for wanted in ((st.FAILED, st.TIMED_OUT), (st.CANCELLED,)):
-        for step in steps:
-            if step.status_class in wanted:
-                return step
-    return None
+    return first_failing(steps)

@@ -92,8 +92,14 @@ def failing_step(steps: Iterable[Any]) -> Any | None:
             s.node_id,
         ),
     )
+    return first_failing(ordered)
+
+
+def first_failing(steps: Iterable[Any]) -> Any | None:
+    """In the order given: the first failed or timed-out step, else the first cancelled one."""
+    steps = list(steps)
     for wanted in (FAILURE_CLASSES, (st.CANCELLED,)):
-        for step in ordered:
+        for step in steps:
             if step.status_class in wanted:
                 return step
     return None
