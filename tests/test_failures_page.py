@@ -94,7 +94,9 @@ def test_groups_sort_by_count_or_by_last_seen_and_old_groups_are_not_new(viewer_
 def test_the_sparkline_has_a_bar_per_hour_with_the_counts(viewer_client):
     wf = make_workflow()
     now = timezone.now()
-    for minutes in (5, 10, 190):
+    # Two failures in the same (previous) hour whatever the minute the test runs at, one apart.
+    into_hour = now.minute
+    for minutes in (into_hour + 20, into_hour + 30, 190 + into_hour):
         e = _failed(wf, "ThrottlingException: Rate exceeded", ago=timedelta(minutes=minutes))
     row = groups(viewer_client, "?range=24h")[e.failure_key]
     titles = re.findall(r"<title>([^<]+)</title>", row)
