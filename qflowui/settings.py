@@ -121,6 +121,7 @@ INSTALLED_APPS = [
     "qflowui.mirror",
     "qflowui.executions",
     "qflowui.triage",
+    "qflowui.teamviews",
     "qflowui.runs",
     "qflowui.simulator",
 ]

@@ -36,6 +36,8 @@ urlpatterns = [
     path("failures/", include("qflowui.triage.urls")),
     # Every workflow at a glance: last run, success rates, durations, last failure.
     path("workflows/", include("qflowui.triage.workflow_urls")),
+    # Saved views of the executions list and their alerts (qflowui/teamviews).
+    path("views/", include("qflowui.teamviews.urls")),
     # The team's audit log (staff): sign-ins, lockouts, runs, denials.
     path("audit/", audit_views.audit_log, name="audit"),
     # Users and their groups (Viewers, Runners) are managed here by staff.

@@ -2,16 +2,20 @@ from __future__ import annotations
 
 from django.urls import path
 
-from qflowui.executions import detail, texts, views
+from qflowui.executions import compare_views, detail, evidence, texts, views
 
 app_name = "executions"
 
 urlpatterns = [
     path("", views.execution_list, name="list"),
     path("sync/", views.sync_now, name="sync"),
+    # Two executions side by side (qflowui/executions/compare_views.py).
+    path("compare/", compare_views.compare, name="compare"),
     # Execution detail, its step panels and their payloads (qflowui/executions/detail.py).
     path("<uuid:execution_id>/", detail.execution_detail, name="detail"),
     path("<uuid:execution_id>/export.json", detail.execution_export, name="export"),
+    # The signed evidence bundle for a ticket (qflowui/executions/evidence.py).
+    path("<uuid:execution_id>/evidence.zip", evidence.evidence_zip, name="evidence"),
     path("<uuid:execution_id>/steps/<str:node_id>/", detail.step_panel, name="step"),
     # Upstream texts shown cut to 10 KB, whole (qflowui/executions/texts.py).
     path("<uuid:execution_id>/steps/<str:node_id>/error.txt", texts.step_error, name="step_error"),

@@ -1,0 +1,10 @@
+from __future__ import annotations
+
+from django.apps import AppConfig
+
+
+class TeamViewsConfig(AppConfig):
+    """Saved views of the executions list, shared with the team, and alerts on them."""
+
+    name = "qflowui.teamviews"
+    label = "teamviews"
