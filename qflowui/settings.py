@@ -101,6 +101,10 @@ if not SECRET_KEY:
     # A development key: fine for the embedded demo, refused by `check --deploy`.
     SECRET_KEY = "django-insecure-qflowui-development-key-do-not-use-in-production"  # noqa: S105
 
+# Earlier keys, comma-separated, after a rotation: sessions, evidence bundle signatures and
+# alert destinations made under them still verify / decrypt.
+SECRET_KEY_FALLBACKS = env_list("DJANGO_SECRET_KEY_FALLBACKS", [])
+
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]", "testserver"])
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
 
@@ -507,6 +511,23 @@ CELERY_BEAT_SCHEDULE = {
     # Runs: enqueue what the broker never got; look up runs whose POST answer was lost.
     "runs-sweep": {"task": "runs.sweep", "schedule": 30.0, "options": {"expires": 30.0}},
     "runs-reconcile": {"task": "runs.reconcile", "schedule": 60.0, "options": {"expires": 60.0}},
+}
+# Saved views' alerts (qflowui/teamviews): links in messages start with QFLOWUI_BASE_URL (the
+# address the team opens qflowui at); generic webhooks and IP hosts may reach internal
+# addresses only when listed in QFLOWUI_ALERT_ALLOWED_HOSTS; a failing destination is retried
+# after QFLOWUI_ALERT_RETRY_SECONDS, doubling up to QFLOWUI_ALERT_RETRY_MAX_SECONDS. Beat
+# runs an alert pass every QFLOWUI_ALERT_INTERVAL_SECONDS besides the one after each sync.
+QFLOWUI_BASE_URL = env_str("QFLOWUI_BASE_URL", f"http://127.0.0.1:{PORT}").rstrip("/")
+QFLOWUI_ALERT_ALLOWED_HOSTS = [
+    h.strip("[]").lower() for h in env_list("QFLOWUI_ALERT_ALLOWED_HOSTS", [])
+]
+QFLOWUI_ALERT_RETRY_SECONDS = env_int("QFLOWUI_ALERT_RETRY_SECONDS", 60, minimum=1)
+QFLOWUI_ALERT_RETRY_MAX_SECONDS = env_int("QFLOWUI_ALERT_RETRY_MAX_SECONDS", 3600, minimum=1)
+QFLOWUI_ALERT_INTERVAL_SECONDS = env_int("QFLOWUI_ALERT_INTERVAL_SECONDS", 60, minimum=5)
+CELERY_BEAT_SCHEDULE["teamviews-alerts"] = {
+    "task": "teamviews.alerts",
+    "schedule": float(QFLOWUI_ALERT_INTERVAL_SECONDS),
+    "options": {"expires": float(QFLOWUI_ALERT_INTERVAL_SECONDS)},
 }
 # The run form's limits on what a user may type (a clear message beside the field beyond).
 RUNS_MAX_INPUT_BYTES = env_int("RUNS_MAX_INPUT_BYTES", 1_000_000, minimum=2)

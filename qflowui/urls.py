@@ -31,6 +31,8 @@ urlpatterns = [
     # redirect URI registered with the provider.
     path("oidc/", include("mozilla_django_oidc.urls")),
     path("accounts/", include("qflowui.accounts.urls")),
+    # An execution's triage: state, ticket, notes (qflowui/triage/execution_views.py).
+    path("executions/<uuid:execution_id>/triage/", include("qflowui.triage.execution_urls")),
     path("executions/", include("qflowui.executions.urls")),
     # Failures across runs, grouped by cause (qflowui/triage).
     path("failures/", include("qflowui.triage.urls")),

@@ -49,7 +49,7 @@ NODE_IDS = [
     "node-{{pwn}}-{%debug%}",
 ]
 # Our own htmx URLs: the execution's fragments, and the header's scheduler status (base.html).
-OUR_URL = re.compile(r"^/executions/[0-9a-f]{8}-[0-9a-f-]{27}/|^/runs/scheduler/$")
+OUR_URL = re.compile(r"^/executions/[0-9a-f]{8}-[0-9a-f-]{27}/|^/runs/scheduler/$|^/views/nav/$")
 HX_URLS = ("hx-get", "hx-post", "hx-put", "hx-delete", "hx-patch", "hx-push-url")
 URL_ATTRS = ("href", "src", "action", "xlink:href", "formaction")
 OUR_TARGETS = {
@@ -60,7 +60,14 @@ OUR_TARGETS = {
     "next .jt-results",
     "next .jt-focus",
 }
-OUR_TRIGGERS = {"load", "toggle once", "every 5s", "every 1s", "load, every 60s"}
+OUR_TRIGGERS = {
+    "load",
+    "toggle once",
+    "every 5s",
+    "every 1s",
+    "load, every 60s",
+    "load, every 60s, teamviews-changed from:body",
+}
 FORBIDDEN_TAGS = {
     "img",
     "iframe",

@@ -28,10 +28,12 @@ AWS_DEFINITION = {
 
 
 def runners_group() -> Group:
-    """The Runners group (the data migration's; recreated after a transactional flush)."""
+    """The Runners group as the data migrations make it, running and triaging (recreated
+    after a transactional flush)."""
     group, _ = Group.objects.get_or_create(name="Runners")
     group.permissions.add(
-        Permission.objects.get(codename="run_workflow", content_type__app_label="runs")
+        Permission.objects.get(codename="run_workflow", content_type__app_label="runs"),
+        Permission.objects.get(codename="change_triage", content_type__app_label="triage"),
     )
     return group
 

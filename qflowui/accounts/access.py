@@ -21,8 +21,10 @@ RUNNERS = "Runners"
 VIEW_GROUPS = (VIEWERS, RUNNERS)
 
 # The URL prefixes and URL namespaces that show data: every view under them is guarded.
-GUARDED_PREFIXES = ("/executions/", "/failures/", "/workflows/", "/runs/", "/audit/")
-GUARDED_NAMESPACES = frozenset({"executions", "triage", "workflows", "runs"})
+GUARDED_PREFIXES = ("/executions/", "/failures/", "/workflows/", "/views/", "/runs/", "/audit/")
+GUARDED_NAMESPACES = frozenset(
+    {"executions", "triage", "workflows", "teamviews", "execution_triage", "runs"}
+)
 
 _FACTS = "_qflowui_user_facts"  # cached on the user object: one query per request
 

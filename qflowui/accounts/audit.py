@@ -24,6 +24,9 @@ LOGOUT = "auth.logout"
 ACCESS_DENIED = "access.denied"  # signed in, but in neither Viewers nor Runners
 AUDIT_DENIED = "audit.denied"
 
+# Exports (recorded by qflowui/executions/evidence_bundle.py).
+EVIDENCE_EXPORTED = "evidence.exported"  # who downloaded which execution's evidence bundle
+
 # Run events (recorded by qflowui/runs).
 RUN_REQUESTED = "run.requested"
 RUN_DUPLICATE = "run.duplicate"  # the same form posted again: no new run

@@ -59,7 +59,7 @@ def answers_unavailable(view: Callable[..., HttpResponse]) -> Callable[..., Http
     return wrapped
 
 
-def _load(request: HttpRequest, execution_id: UUID) -> services.Detail:
+def load_or_unavailable(request: HttpRequest, execution_id: UUID) -> services.Detail:
     """The execution, its workflow and steps; raises Unavailable when it cannot be shown."""
     try:
         return services.execution_load(str(execution_id))
@@ -81,7 +81,7 @@ def _step(detail: services.Detail, node_id: str) -> Step | None:
 @require_GET
 @answers_unavailable
 def execution_detail(request: HttpRequest, execution_id: UUID) -> HttpResponse:
-    detail = _load(request, execution_id)
+    detail = load_or_unavailable(request, execution_id)
     query = ExecutionPageForm(request.GET)
     query.is_valid()  # a bad value is ignored; the others still apply
     context = presentation.live_context(detail, force=query.force_graph, poll_seconds=POLL_SECONDS)
@@ -98,7 +98,7 @@ def execution_detail(request: HttpRequest, execution_id: UUID) -> HttpResponse:
 @require_GET
 @answers_unavailable
 def step_panel(request: HttpRequest, execution_id: UUID, node_id: str) -> HttpResponse:
-    detail = _load(request, execution_id)
+    detail = load_or_unavailable(request, execution_id)
     context = {"panel": presentation.panel_context(detail, node_id), "execution": detail.execution}
     if request.htmx:
         # htmx swaps only 2xx answers: the panel itself says that the step is unknown.
@@ -113,7 +113,7 @@ def step_panel(request: HttpRequest, execution_id: UUID, node_id: str) -> HttpRe
 def payload_tree(request: HttpRequest, execution_id: UUID, node_id: str, kind: str) -> HttpResponse:
     """A payload's first view (no parameters), a subtree by `path`, more children (`offset`),
     a table view (`view=table`), the whole of a long string (`full`) or a search (`q`)."""
-    detail = _load(request, execution_id)
+    detail = load_or_unavailable(request, execution_id)
     query = PayloadTreeForm(request.GET)
     query.is_valid()
     step = _step(detail, node_id)
@@ -201,7 +201,7 @@ def payload_download(
     request: HttpRequest, execution_id: UUID, node_id: str, kind: str
 ) -> HttpResponse:
     """The masked payload (or the value at `path`) as a JSON file."""
-    detail = _load(request, execution_id)
+    detail = load_or_unavailable(request, execution_id)
     query = PayloadDownloadForm(request.GET)
     query.is_valid()
     step = _step(detail, node_id)
@@ -227,7 +227,7 @@ def payload_download(
 @require_GET
 @answers_unavailable
 def execution_export(request: HttpRequest, execution_id: UUID) -> HttpResponse:
-    detail = _load(request, execution_id)
+    detail = load_or_unavailable(request, execution_id)
     document = services.execution_export(detail)
     big = jsonio.sizeof(document) > 4 * export.STREAM_BYTES
     response = export.json_file(document, indent=True, stream=big)

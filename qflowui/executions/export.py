@@ -10,6 +10,7 @@ import logging
 import re
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -36,70 +37,96 @@ EXPORT_FETCH_SECONDS = 10.0
 STREAM_BYTES = 1_000_000
 
 
-def execution_export(
-    detail: Detail, *, client_factory: ClientFactory = page_client
-) -> dict[str, Any]:
-    """The execution, its steps and their masked payloads as one JSON-ready document.
+@dataclass
+class PayloadSlot:
+    """One step payload of an export: whether qflowui holds it (its body is read only when
+    it is written, one at a time) and, when not, why."""
 
-    For a terminal execution, payloads not cached yet are fetched (at most
+    node_id: str
+    kind: str
+    stored: bool
+    note: str = ""
+
+
+def payload_slots(
+    detail: Detail, *, client_factory: ClientFactory = page_client
+) -> list[PayloadSlot]:
+    """Which payloads of the execution's steps qflowui holds, after fetching those not cached
+    yet. For a terminal execution, payloads not cached yet are fetched (at most
     EXPORT_MAX_FETCHES, for at most EXPORT_FETCH_SECONDS, each call within the page budget,
     none after QFlow failed to answer once) and cached; a running one exports what is cached.
-    """
+    No body is kept: each fetched one is stored and let go."""
     execution = detail.execution
-    rows = {(p.node_id, p.kind): p for p in StepPayload.objects.filter(execution=execution)}
-    notes: list[str] = []
+    stored = set(StepPayload.objects.filter(execution=execution).values_list("node_id", "kind"))
     fetches = 0
     stop_fetching_at = time.monotonic() + EXPORT_FETCH_SECONDS
     unreachable = ""
     client = Lazy(client_factory)
-    steps_out = []
+    slots = []
     for step in detail.steps:
-        payloads: dict[str, Any] = {}
         for kind in KINDS:
-            row = rows.get((step.node_id, kind))
+            slot = PayloadSlot(step.node_id, kind, (step.node_id, kind) in stored)
+            slots.append(slot)
+            if slot.stored:
+                continue
             if (
-                row is None
-                and execution.is_terminal
+                execution.is_terminal
                 and fetches < EXPORT_MAX_FETCHES
                 and not unreachable
                 and time.monotonic() < stop_fetching_at
             ):
                 fetches += 1
                 try:
-                    row = store_payload(
-                        execution,
-                        step.node_id,
-                        kind,
-                        fetch_payload(client(), execution, step.node_id, kind),
-                    )
+                    raw = fetch_payload(client(), execution, step.node_id, kind)
+                    store_payload(execution, step.node_id, kind, raw)
+                    del raw
+                    slot.stored = True
                 except QflowNotFound:
-                    row = store_payload(execution, step.node_id, kind, None)
+                    store_payload(execution, step.node_id, kind, None)
+                    slot.stored = True
                 except (QflowUnavailable, QflowRateLimited) as exc:
                     # A slow or busy QFlow: the export does not wait on it again and again.
                     unreachable = str(exc)
-                    notes.append(f"{step.node_id} {kind}: not fetched ({exc})")
+                    slot.note = f"not fetched ({exc})"
                 except QflowError as exc:
-                    notes.append(f"{step.node_id} {kind}: not fetched ({exc})")
-            elif row is None and unreachable:
-                notes.append(f"{step.node_id} {kind}: not fetched (QFlow did not answer)")
-            elif row is None and execution.is_terminal:
-                notes.append(f"{step.node_id} {kind}: not fetched (the export's limit reached)")
-            elif row is None:
-                notes.append(f"{step.node_id} {kind}: not fetched yet")
-            payloads[kind] = row.body if row is not None else None
-        steps_out.append(
-            {
-                "nodeId": step.node_id,
-                "nodeType": step.node_type,
-                "status": step.status,
-                "eventOrder": step.event_order,
-                "startDate": _iso(step.started_at),
-                "endDate": _iso(step.ended_at),
-                "error": mask_free_text(step.error) or None,
-                "record": mask_payload(step.raw),
-                **payloads,
-            }
-        )
+                    slot.note = f"not fetched ({exc})"
+            elif unreachable:
+                slot.note = "not fetched (QFlow did not answer)"
+            elif execution.is_terminal:
+                slot.note = "not fetched (the export's limit reached)"
+            else:
+                slot.note = "not fetched yet"
+    return slots
+
+
+def payload_body(detail: Detail, slot: PayloadSlot) -> Any:
+    """The stored (masked) body of one payload: read when it is written, so an export holds
+    one payload at a time."""
+    bodies = StepPayload.objects.filter(
+        execution=detail.execution, node_id=slot.node_id, kind=slot.kind
+    ).values_list("body", flat=True)
+    for body in bodies:
+        return body
+    return None
+
+
+def export_document(detail: Detail, slots: list[PayloadSlot]) -> dict[str, Any]:
+    """The execution and its steps as one JSON-ready document, without the payloads (the
+    caller adds them: inline for Export JSON, as files for the evidence bundle)."""
+    execution = detail.execution
+    steps_out = [
+        {
+            "nodeId": step.node_id,
+            "nodeType": step.node_type,
+            "status": step.status,
+            "eventOrder": step.event_order,
+            "startDate": _iso(step.started_at),
+            "endDate": _iso(step.ended_at),
+            "error": mask_free_text(step.error) or None,
+            "record": mask_payload(step.raw),
+        }
+        for step in detail.steps
+    ]
     workflow = detail.workflow
     return {
         "exportedAt": _iso(timezone.now()),
@@ -126,8 +153,29 @@ def execution_export(
             "record": mask_payload(execution.raw),
         },
         "steps": steps_out,
-        "notes": notes,
+        "notes": [f"{slot.node_id} {slot.kind}: {slot.note}" for slot in slots if slot.note],
     }
+
+
+def execution_export(
+    detail: Detail, *, client_factory: ClientFactory = page_client
+) -> dict[str, Any]:
+    """The execution, its steps and their masked payloads as one JSON-ready document (Export
+    JSON): `export_document` with each step's `input` and `output` inline."""
+    slots = payload_slots(detail, client_factory=client_factory)
+    document = export_document(detail, slots)
+    by_step = {(slot.node_id, slot.kind): slot for slot in slots}
+    bodies = {
+        (p.node_id, p.kind): p.body
+        for p in StepPayload.objects.filter(execution=detail.execution).only(
+            "node_id", "kind", "body"
+        )
+    }
+    for step, record in zip(detail.steps, document["steps"], strict=True):
+        for kind in KINDS:
+            slot = by_step[(step.node_id, kind)]
+            record[kind] = bodies.get((step.node_id, kind)) if slot.stored else None
+    return document
 
 
 def _iso(value: datetime | None) -> str | None:

@@ -17,6 +17,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
 from qflowui.mirror import status as st
+from qflowui.triage.models import TriageState
 
 DEFAULT_RANGE = "7d"
 RANGES = {
@@ -37,6 +38,10 @@ STATUS_HELP = ", ".join(c.replace("_", " ") for c in st.CLASSES)
 _LOST_PLUS = re.compile(r"(\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?) (\d{2}:?\d{2})$")
 _ID_PREFIX = re.compile(r"[0-9a-f]{6,31}")
 _HEXISH = re.compile(r"[0-9a-fA-F-]+")
+# The triage filter: a state, or never triaged.
+TRIAGE_NONE = "none"
+TRIAGE_CHOICES = [*TriageState.choices, (TRIAGE_NONE, "Not triaged")]
+TRIAGE_HELP = ", ".join(value for value, _ in TRIAGE_CHOICES[:-1]) + f" or {TRIAGE_NONE}"
 DATE_HELP = "use 2025-11-23, 2025-11-23T10:42 (in your time zone) or 2025-11-23T10:42+01:00"
 
 
@@ -107,6 +112,13 @@ class WorkflowIdField(forms.UUIDField):
             ) from None
 
 
+class CaseInsensitiveChoiceField(forms.ChoiceField):
+    """`Open` and `OPEN` are `open`: a value typed into a URL by hand."""
+
+    def to_python(self, value: object) -> str:
+        return super().to_python(value).strip().lower()
+
+
 class ExecutionFilterForm(forms.Form):
     status = MultiValueField(required=False)
     range = forms.ChoiceField(
@@ -130,6 +142,12 @@ class ExecutionFilterForm(forms.Form):
         required=False,
         regex=r"^[0-9a-f]{16}$",
         error_messages={"invalid": "“%(value)s” is not a failure group (16 hex digits)."},
+    )
+    # Executions in one triage state (qflowui/triage), or never triaged (`none`).
+    triage = CaseInsensitiveChoiceField(
+        required=False,
+        choices=TRIAGE_CHOICES,
+        error_messages={"invalid_choice": f"Unknown triage state “%(value)s”: use {TRIAGE_HELP}."},
     )
     sort = forms.ChoiceField(
         required=False,
@@ -214,6 +232,7 @@ class ExecutionFilterForm(forms.Form):
             q=data.get("q") or "",
             error=(data.get("error") or "").strip(),
             failure=data.get("failure") or "",
+            triage=data.get("triage") or "",
             sort=data.get("sort") or DEFAULT_SORT,
             page=data.get("page") or 1,
             asof=data.get("asof"),
@@ -237,6 +256,7 @@ class Filters:
     q: str = ""
     error: str = ""
     failure: str = ""
+    triage: str = ""  # a TriageState value, or TRIAGE_NONE
     sort: str = DEFAULT_SORT
     page: int = 1
     asof: datetime | None = None
@@ -287,7 +307,7 @@ class Filters:
             out["end"] = [self.end_text]
         if not self.custom_dates:
             out["range"] = [self.range]
-        for name in ("source", "cloud", "region", "q", "error", "failure"):
+        for name in ("source", "cloud", "region", "q", "error", "failure", "triage"):
             if getattr(self, name):
                 out[name] = [getattr(self, name)]
         if self.workflow:

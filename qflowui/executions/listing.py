@@ -16,14 +16,26 @@ from datetime import UTC, datetime, timedelta, tzinfo
 
 from django.core.cache import cache
 from django.db import connection
-from django.db.models import Count, DateTimeField, F, Q, QuerySet, Subquery, Value
+from django.db.models import (
+    Count,
+    DateTimeField,
+    Exists,
+    F,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Value,
+)
 from django.db.models.functions import Coalesce, TruncDay, TruncHour
 
 from qflowui.executions.chart import Chart, build_chart
-from qflowui.executions.forms import Filters
+from qflowui.executions.forms import TRIAGE_NONE, Filters
 from qflowui.mirror import status as st
 from qflowui.mirror.failures import FAILURE_CLASSES
 from qflowui.mirror.models import Execution, SyncRun, Workflow
+from qflowui.triage.models import Triage
+from qflowui.triage.versions import triage_version
 
 PAGE_SIZE = 50
 GROUPS_CACHE_SECONDS = 300
@@ -99,6 +111,8 @@ def execution_listing(filters: Filters, *, now: datetime, tz: tzinfo) -> Listing
         rows = list(
             qs.select_related("workflow")
             .only(*ROW_FIELDS)
+            # Each row's triage state (None: never triaged), in the same query.
+            .annotate(triage_state=Subquery(_triage_of.values("state")[:1]))
             .order_by(*ORDERINGS[filters.sort])[offset : offset + PAGE_SIZE]
         )
     chart = build_chart(
@@ -122,6 +136,25 @@ def execution_listing(filters: Filters, *, now: datetime, tz: tzinfo) -> Listing
         version=state[:2],
         history_since=state[2],
     )
+
+
+_triage_of = Triage.objects.filter(execution_id=OuterRef("pk"))
+
+
+def cache_version(filters: Filters, version: tuple) -> tuple:
+    """The version of what a cached count under these filters depends on: the mirror's, and
+    with a triage filter the triage states' too (a triage edit is no mirror write)."""
+    return (*version, triage_version()) if filters.triage else version
+
+
+def matching_executions(filters: Filters, *, now: datetime) -> QuerySet:
+    """Every execution the list shows for these filters (all pages, the status filter too):
+    what a saved view counts and alerts on."""
+    start, end = filters.window(now.replace(second=0, microsecond=0))
+    qs = _filtered(filters, start, end)
+    if filters.statuses or filters.raw_statuses:
+        qs = qs.filter(status_condition(filters))
+    return qs
 
 
 def status_condition(filters: Filters) -> Q:
@@ -154,7 +187,7 @@ def _groups(
             filters.asof,
             hourly,
             str(tz),
-            version,
+            cache_version(filters, version),
         )
     )
     key = "executions:groups2:" + hashlib.sha256(raw_key.encode()).hexdigest()
@@ -218,6 +251,10 @@ def _filtered(
         qs = qs.filter(status_class__in=FAILURE_CLASSES, failure_message__icontains=filters.error)
     if filters.failure:
         qs = qs.filter(failure_key=filters.failure, status_class__in=FAILURE_CLASSES)
+    if filters.triage == TRIAGE_NONE:
+        qs = qs.filter(~Exists(_triage_of))
+    elif filters.triage:
+        qs = qs.filter(Exists(_triage_of.filter(state=filters.triage)))
     return qs
 
 
@@ -232,7 +269,9 @@ def filter_choices(
     start, end = filters.window(now.replace(second=0, microsecond=0))
     params = {k: v for k, v in filters.params().items() if k not in ("status", "sort", *FACETS)}
     version = version if version is not None else _mirror_version()
-    raw_key = repr((sorted(params.items()), start, end, filters.end_inclusive, version))
+    raw_key = repr(
+        (sorted(params.items()), start, end, filters.end_inclusive, cache_version(filters, version))
+    )
     key = "executions:facets:" + hashlib.sha256(raw_key.encode()).hexdigest()
     combos = cache.get(key)
     if combos is None:

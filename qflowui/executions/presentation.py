@@ -108,7 +108,7 @@ class Related:
     workflow_name: str = ""
 
 
-def _elapsed(start: datetime | None, end: datetime | None, running: bool) -> int | None:
+def elapsed_ms(start: datetime | None, end: datetime | None, running: bool) -> int | None:
     if start is None:
         return None
     if end is None:
@@ -118,7 +118,7 @@ def _elapsed(start: datetime | None, end: datetime | None, running: bool) -> int
     return max(0, int((end - start).total_seconds() * 1000))
 
 
-def _components(definition: Any) -> dict[str, dict[str, Any]]:
+def components_of(definition: Any) -> dict[str, dict[str, Any]]:
     if not isinstance(definition, dict) or not isinstance(definition.get("components"), list):
         return {}
     out = {}
@@ -154,7 +154,7 @@ def _related(ids: list[str]) -> list[Related]:
     return out
 
 
-def _categories(categories: Any) -> list[tuple[str, list[str]]]:
+def categories_shown(categories: Any) -> list[tuple[str, list[str]]]:
     if not isinstance(categories, dict):
         return []
     names = {
@@ -225,7 +225,7 @@ def _linked(rel: Related) -> graphs.LinkedExecution:
 
 
 def step_rows(detail: services.Detail) -> list[StepRow]:
-    components = _components(detail.workflow.definition)
+    components = components_of(detail.workflow.definition)
     failed = services.failed_step(detail.steps)
     running = not detail.execution.is_terminal
     rows = []
@@ -236,7 +236,9 @@ def step_rows(detail: services.Detail) -> list[StepRow]:
             StepRow(
                 step=step,
                 name=name,
-                elapsed_ms=_elapsed(step.started_at, step.ended_at, running and not step.ended_at),
+                elapsed_ms=elapsed_ms(
+                    step.started_at, step.ended_at, running and not step.ended_at
+                ),
                 link=step_link_attrs(detail.execution.pk, step.node_id),
                 is_failed=failed is not None and step.pk == failed.pk,
             )
@@ -268,8 +270,8 @@ def live_context(detail: services.Detail, *, force: bool, poll_seconds: int) -> 
         "failed_error": services.mask_free_text(failed.error) if failed is not None else "",
         "elapsed_ms": execution.duration_ms
         if execution.duration_ms is not None
-        else _elapsed(execution.started_at, execution.ended_at, not execution.is_terminal),
-        "categories": _categories(execution.categories),
+        else elapsed_ms(execution.started_at, execution.ended_at, not execution.is_terminal),
+        "categories": categories_shown(execution.categories),
         "variables": _strings(execution.variables),
         "tags": _strings(execution.tags),
         "parent": parent,
@@ -326,7 +328,7 @@ def panel_context(
     from a task (started here); without a task they load through the tree view."""
     execution = detail.execution
     step = next((s for s in detail.steps if s.node_id == node_id), None)
-    component = _components(detail.workflow.definition).get(node_id)
+    component = components_of(detail.workflow.definition).get(node_id)
     known = step is not None or component is not None
     blocks = []
     if step is not None and linkable(node_id):
@@ -345,7 +347,7 @@ def panel_context(
         "step": step,
         "name": (component or {}).get("name") or "",
         "node_type": (step.node_type if step else "") or (component or {}).get("type") or "",
-        "elapsed_ms": _elapsed(step.started_at, step.ended_at, running) if step else None,
+        "elapsed_ms": elapsed_ms(step.started_at, step.ended_at, running) if step else None,
         "error": services.mask_free_text(step.error) if step is not None else "",
         "blocks": blocks,
         "permalink": step_permalink(execution.pk, node_id),

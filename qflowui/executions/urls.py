@@ -11,6 +11,7 @@ urlpatterns = [
     path("sync/", views.sync_now, name="sync"),
     # Two executions side by side (qflowui/executions/compare_views.py).
     path("compare/", compare_views.compare, name="compare"),
+    path("compare/node/", compare_views.compare_node, name="compare_node"),
     # Execution detail, its step panels and their payloads (qflowui/executions/detail.py).
     path("<uuid:execution_id>/", detail.execution_detail, name="detail"),
     path("<uuid:execution_id>/export.json", detail.execution_export, name="export"),

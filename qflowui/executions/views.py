@@ -21,7 +21,13 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
-from qflowui.executions.forms import RANGES, ExecutionFilterForm, Filters
+from qflowui.executions.forms import (
+    RANGES,
+    TRIAGE_CHOICES,
+    TRIAGE_NONE,
+    ExecutionFilterForm,
+    Filters,
+)
 from qflowui.executions.listing import (
     Freshness,
     Listing,
@@ -39,6 +45,7 @@ from qflowui.mirror.failures import FAILURE_CLASSES, first_line
 from qflowui.mirror.models import Execution, SyncRun
 from qflowui.mirror.people import names_for
 from qflowui.mirror.sync import upstream_wait_until
+from qflowui.triage.models import TriageState
 
 logger = logging.getLogger(__name__)
 
@@ -172,6 +179,9 @@ class Row:
     failure_line: str = ""  # the first line of its error,
     failure_message: str = ""  # and the whole error (masked), shown on hover
     failure_url: str = ""  # the execution opened on that step
+    triage_state: str = ""  # its triage state ("": never triaged), a badge
+    triage_label: str = ""
+    triage_url: str = ""  # the list with only this triage state
 
 
 class Links:
@@ -257,6 +267,10 @@ def _page_context(
         "clear_url": reverse("executions:list"),
         "active_filters": _active_filters(filters, links, workflows),
         "workflow_options": _workflow_options(workflows, filters),
+        "triage_options": [
+            {"value": value, "label": label, "selected": value == filters.triage}
+            for value, label in TRIAGE_CHOICES
+        ],
         **_choices(filters, now, listing),
         "sort_links": _sort_links(filters, links),
         "prev_url": (links.to(page=str(listing.page - 1), asof=asof) if listing.page > 1 else ""),
@@ -331,7 +345,23 @@ def _row(
         region=execution.region,
         region_url=links.only("region", execution.region) if execution.region else "",
         **_why(execution, ident),
+        **_triage(execution, links),
     )
+
+
+_TRIAGE_LABELS = dict(TriageState.choices)
+
+
+def _triage(execution: Execution, links: Links) -> dict[str, str]:
+    """Its triage badge (the state came with the row: no query of its own)."""
+    state = getattr(execution, "triage_state", None)
+    if state not in _TRIAGE_LABELS:
+        return {}
+    return {
+        "triage_state": state,
+        "triage_label": _TRIAGE_LABELS[state],
+        "triage_url": links.only("triage", state),
+    }
 
 
 def _why(execution: Execution, ident: str) -> dict[str, str]:
@@ -399,6 +429,13 @@ def _active_filters(
     if filters.error:
         text = f"error contains “{filters.error}”"
         out.append({"name": "error", "text": text, "url": links.to(error=None)})
+    if filters.triage:
+        text = (
+            "not triaged"
+            if filters.triage == TRIAGE_NONE
+            else f"triage “{_TRIAGE_LABELS[filters.triage]}”"
+        )
+        out.append({"name": "triage", "text": text, "url": links.to(triage=None)})
     if filters.failure:
         out.append(
             {

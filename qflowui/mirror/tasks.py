@@ -17,7 +17,20 @@ logger = logging.getLogger(__name__)
 def sync() -> int | None:
     """One sync pass (beat runs it every QFLOW_SYNC_INTERVAL_SECONDS). Returns its id, or
     None when it was skipped because QFlow asked us (409/429) to wait: no call is made."""
-    return mirror_sync().pk
+    run = mirror_sync()
+    _alerts_after_the_pass()
+    return run.pk
+
+
+def _alerts_after_the_pass() -> None:
+    """Saved views' alerts look at what the pass brought; they never hold it up or fail it
+    (a lost enqueue is made up by beat's own alert pass)."""
+    try:
+        from qflowui.teamviews.tasks import alerts
+
+        alerts.apply_async(expires=float(settings.QFLOWUI_ALERT_INTERVAL_SECONDS) * 5)
+    except Exception:
+        logger.warning("could not queue the alert pass after the sync", exc_info=True)
 
 
 @worker_ready.connect

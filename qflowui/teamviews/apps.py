@@ -8,3 +8,8 @@ class TeamViewsConfig(AppConfig):
 
     name = "qflowui.teamviews"
     label = "teamviews"
+
+    def ready(self) -> None:
+        from qflowui.teamviews.destinations import install_log_filter
+
+        install_log_filter()  # apprise's log lines never carry a destination's secrets

@@ -1,11 +1,11 @@
 """Failures across runs: failed and timed-out executions grouped by cause, from the mirror.
 
 A group is one failure key (qflowui.mirror.failures): same workflow, same failing step, same
-error once ids, ARNs, accounts, addresses, numbers and times are normalised away. Six
+error once ids, ARNs, accounts, addresses, numbers and times are normalised away. Seven
 queries whatever the number of executions: the totals, the groups (with their newest
 execution), their examples, when each group was first seen at all, the per-bucket counts
-of the sparklines, and what each touched (regions, connectors, accounts) from the newest
-rows. Nothing here calls QFlow.
+of the sparklines, what each touched (regions, connectors, accounts) from the newest
+rows, and how many of each group are triaged, per state. Nothing here calls QFlow.
 """
 
 from __future__ import annotations
@@ -15,13 +15,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta, tzinfo
 from typing import Any
 
-from django.db.models import Count, Max, Min, OuterRef, Q, QuerySet, Subquery
+from django.db.models import Count, Exists, Max, Min, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import TruncDay, TruncHour
 from django.urls import reverse
 
 from qflowui.mirror.failures import FAILURE_CLASSES
 from qflowui.mirror.models import Execution
 from qflowui.triage.forms import FailureFilters
+from qflowui.triage.models import Triage, TriageState
 
 GROUP_LIMIT = 100  # groups shown; the rest are counted
 DETAIL_ROWS = 2000  # newest failures read for "what it touched"
@@ -70,6 +71,14 @@ class Group:
     more_regions: int = 0
     more_connectors: int = 0
     more_accounts: int = 0
+    # Triage (qflowui/triage): how many of the group's executions in range are triaged, and
+    # in which states (label, count), most first; the list of the rest.
+    triaged: int = 0
+    triage_states: list[tuple[str, int]] = field(default_factory=list)
+    open: int = 0
+    untriaged: int = 0
+    untriaged_url: str = ""
+    open_url: str = ""
 
 
 @dataclass
@@ -144,6 +153,7 @@ def failure_report(filters: FailureFilters, *, now: datetime, tz: tzinfo) -> Rep
     )
     sparks = _sparks(base, keys, start, now, hourly, tz)
     affected, report.affected_partial = _affected(base, keys)
+    triaged = _triaged(base, keys)
     list_view = "executions:list"
     for row in rows:
         sample = samples.get(row["sample"])
@@ -170,6 +180,16 @@ def failure_report(filters: FailureFilters, *, now: datetime, tz: tzinfo) -> Rep
             list_url=reverse(list_view, query=query),
             spark=sparks.get(key, []),
         )
+        states = triaged.get(key, {})
+        group.triaged = sum(states.values())
+        group.open = states.get(TriageState.OPEN, 0)
+        group.untriaged = max(0, group.count - group.triaged)
+        group.triage_states = [
+            (TriageState(state).label, n)
+            for state, n in sorted(states.items(), key=lambda kv: (-kv[1], kv[0]))
+        ]
+        group.untriaged_url = reverse(list_view, query={**query, "triage": "none"})
+        group.open_url = reverse(list_view, query={**query, "triage": TriageState.OPEN})
         seen = affected.get(key, {})
         for name in ("regions", "connectors", "accounts"):
             values = sorted(seen.get(name, ()))
@@ -270,6 +290,23 @@ def _affected(base: QuerySet, keys: list[str]) -> tuple[dict[str, dict[str, set]
         seen["connectors"].update(_connectors(variables))
         seen["accounts"].update(_accounts(message))
     return out, partial
+
+
+def _triaged(base: QuerySet, keys: list[str]) -> dict[str, dict[str, int]]:
+    """Per group, its triaged executions in range per triage state (one query)."""
+    triage = Triage.objects.filter(execution_id=OuterRef("pk"))
+    rows = (
+        base.filter(Exists(triage), failure_key__in=keys)
+        .annotate(triage_state=Subquery(triage.values("state")[:1]))
+        .values_list("failure_key", "triage_state")
+        .annotate(n=Count("pk"))
+        .order_by()
+    )
+    out: dict[str, dict[str, int]] = {}
+    for key, state, n in rows:
+        if state in TriageState.values:
+            out.setdefault(key, {})[state] = n
+    return out
 
 
 def _connectors(variables: Any) -> set[str]:

@@ -1,4 +1,4 @@
-"""The /failures/ query string: range, the list's filters, and the order of the groups."""
+"""The /failures/ and /workflows/ query strings, and the triage forms of an execution."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ from datetime import datetime
 from django import forms
 
 from qflowui.executions.forms import RANGES, WorkflowIdField
+from qflowui.triage.models import TriageState
+from qflowui.triage.services import NOTE_MAX_CHARS, TICKET_MAX_CHARS
 
 DEFAULT_RANGE = "24h"
 SORTS = {"count": "Most failures first", "last": "Most recent first"}
@@ -111,3 +113,55 @@ class WorkflowFilters:
         if params["sort"] == DEFAULT_WORKFLOW_SORT:
             params["sort"] = ""
         return {key: value for key, value in params.items() if value}
+
+
+# --- an execution's triage (qflowui/triage/services.py) -------------------------------------
+
+
+class NoteTextField(forms.CharField):
+    """Plain text as typed, line breaks as "\\n" (a browser sends "\\r\\n": a 10,000-character
+    note must not count as more because of its line breaks)."""
+
+    def to_python(self, value: object) -> str:
+        text = super().to_python(value)
+        return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+_STATE_HELP = ", ".join(value for value, _ in TriageState.choices)
+
+
+class TriageStateForm(forms.Form):
+    state = forms.ChoiceField(
+        choices=TriageState.choices,
+        error_messages={
+            "required": "Choose a triage state.",
+            "invalid_choice": f"Unknown triage state “%(value)s”: use {_STATE_HELP}.",
+        },
+    )
+    ticket = forms.CharField(
+        required=False,
+        max_length=TICKET_MAX_CHARS,
+        strip=True,
+        error_messages={
+            "max_length": "A ticket reference holds at most %(limit_value)d characters "
+            "(this one has %(show_value)d)."
+        },
+    )
+
+    def clean_ticket(self) -> str:
+        ticket = self.cleaned_data["ticket"]
+        if any(ch in ticket for ch in "\r\n\t") or not ticket.isprintable():
+            raise forms.ValidationError("A ticket reference is one line of text or a link.")
+        return ticket
+
+
+class NoteForm(forms.Form):
+    text = NoteTextField(
+        max_length=NOTE_MAX_CHARS,
+        strip=True,
+        error_messages={
+            "required": "The note is empty: write something first.",
+            "max_length": f"A note holds at most {NOTE_MAX_CHARS:,} characters (this one has "
+            "%(show_value)d): shorten it, or split it into two notes.",
+        },
+    )

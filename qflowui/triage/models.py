@@ -35,9 +35,9 @@ class Triage(models.Model):
 
 
 class TriageNote(models.Model):
-    """A plain-text note on an execution. Its author may edit it for
-    TRIAGE_NOTE_EDIT_MINUTES after writing it; then it is append-only (never edited, never
-    deleted)."""
+    """A plain-text note on an execution. Its author may edit it for 15 minutes after writing
+    it (qflowui.triage.services.NOTE_EDIT_WINDOW); then it is append-only (never edited,
+    never deleted)."""
 
     execution_id = models.UUIDField(db_index=True)
     author = models.ForeignKey(
