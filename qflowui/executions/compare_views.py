@@ -189,6 +189,7 @@ class Side:
     revision: str
     failed: Step | None
     failed_error: str
+    failed_name: str = ""  # the failed step's name in the workflow definition
 
 
 def _side(label: str, detail: services.Detail) -> Side:
@@ -212,7 +213,14 @@ def _side(label: str, detail: services.Detail) -> Side:
         revision=services.mask_free_text(revision),
         failed=failed,
         failed_error=services.mask_free_text(failed.error) if failed is not None else "",
+        failed_name=_component_name(detail, failed.node_id) if failed is not None else "",
     )
+
+
+def _component_name(detail: services.Detail, node_id: str) -> str:
+    component = presentation.components_of(detail.workflow.definition).get(node_id) or {}
+    name = component.get("name")
+    return name if isinstance(name, str) else ""
 
 
 def _step_sides(detail: services.Detail) -> dict[str, diffs.StepSide]:

@@ -265,7 +265,7 @@ def _page_context(
         ),
         "quick_running_url": Links({}).to(status="running", range="all"),
         "clear_url": reverse("executions:list"),
-        "active_filters": _active_filters(filters, links, workflows),
+        "active_filters": active_filters(filters, links, workflows),
         "workflow_options": _workflow_options(workflows, filters),
         "triage_options": [
             {"value": value, "label": label, "selected": value == filters.triage}
@@ -392,7 +392,7 @@ def _workflow_name(workflows: list[tuple[str, str, str]], workflow_id: str) -> s
     return next((name for i, name, _ in workflows if i == workflow_id), workflow_id)
 
 
-def _active_filters(
+def active_filters(
     filters: Filters, links: Links, workflows: list[tuple[str, str, str]]
 ) -> list[dict]:
     """Each filter in force, in words, with a link that removes it."""

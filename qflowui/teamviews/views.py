@@ -25,6 +25,8 @@ from django_htmx.http import trigger_client_event
 from qflowui.accounts import access
 from qflowui.accounts.audit import audit_record
 from qflowui.accounts.middleware import no_access_response
+from qflowui.executions.listing import workflow_choices
+from qflowui.executions.views import Links, active_filters
 from qflowui.teamviews import alerts, destinations
 from qflowui.teamviews.forms import SavedViewForm, SubscriptionForm
 from qflowui.teamviews.matching import list_url, parse_query, view_counts
@@ -167,7 +169,13 @@ def _render_detail(
         "view": view,
         "count": view_counts([view.query]).get(view.query, 0),
         "url": list_url(view.query),
-        "filters": [(k, v) for k, values in parsed.filters.params().items() for v in values],
+        # In the list's own words ("status Failed", "last 7 days", "cloud “AWS”").
+        "filters": [
+            f["text"]
+            for f in active_filters(
+                parsed.filters, Links(parsed.filters.params()), workflow_choices()
+            )
+        ],
         "problems": parsed.errors,
         "may_edit": may_edit(user, view),
         "may_subscribe": may_subscribe(user),
