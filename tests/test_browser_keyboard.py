@@ -53,6 +53,7 @@ def test_an_analyst_works_the_list_and_the_steps_from_the_keyboard(
     page.keyboard.press("j")
     page.keyboard.press("Enter")
     expect(page).to_have_url(re.compile(rf"/executions/{failed.id}/"))
+    page.wait_for_load_state()  # the keys are the page's script's: it runs once loaded
 
     page.keyboard.press("]")
     expect(page).to_have_url(re.compile(r"step=node-list"))
