@@ -247,3 +247,53 @@ class SyncRun(models.Model):
         if self.ok:
             return self.OK
         return self.PARTIAL if self.partial else self.FAILED
+
+
+class RollupBase(models.Model):
+    """Executions counted per time bucket and per every dimension the list filters on.
+
+    Kept by database triggers on `mirror_execution` (qflowui/mirror/rollups.py), in the
+    same transaction as every insert, update and delete of an execution, whichever code
+    path writes it (the sync's bulk upserts, a detail refresh, a run's mirror row, a
+    test's `create`, a `COPY`). PostgreSQL only: on SQLite (small, development) the list
+    counts the rows themselves. `manage.py rebuild_rollups` rebuilds them from scratch.
+    """
+
+    bucket = models.DateTimeField()  # UTC start of the hour (or day)
+    workflow_id = models.UUIDField()
+    status = models.CharField(max_length=64)
+    status_class = models.CharField(max_length=16)
+    source = models.CharField(max_length=64)
+    cloud = models.CharField(max_length=32)
+    region = models.CharField(max_length=64)
+    n = models.BigIntegerField(default=0)  # 0 once every execution counted here moved
+
+    class Meta:
+        abstract = True
+
+    def __str__(self) -> str:
+        return f"{self.bucket:%Y-%m-%d %H:%M} {self.status} {self.n}"
+
+
+class ExecutionHourRollup(RollupBase):
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["bucket", "workflow_id", "status", "status_class", "source", "cloud"]
+                + ["region"],
+                name="rollup_hour_key",
+            )
+        ]
+        indexes = [models.Index(fields=["workflow_id", "bucket"], name="rollup_hour_wf")]
+
+
+class ExecutionDayRollup(RollupBase):
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["bucket", "workflow_id", "status", "status_class", "source", "cloud"]
+                + ["region"],
+                name="rollup_day_key",
+            )
+        ]
+        indexes = [models.Index(fields=["workflow_id", "bucket"], name="rollup_day_wf")]
