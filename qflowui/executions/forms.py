@@ -160,6 +160,9 @@ class ExecutionFilterForm(forms.Form):
     # The moment page 1 was shown: later pages keep to the rows known then, so executions a
     # sync adds meanwhile cannot shift rows from one page to the next (no repeats, no gaps).
     asof = InstantField()
+    # Keyset paging: the page after (Older) or before (Newer) this row's sort key.
+    after = forms.RegexField(required=False, regex=r"^[0-9~.a-f-]{1,80}$")
+    before = forms.RegexField(required=False, regex=r"^[0-9~.a-f-]{1,80}$")
     page = forms.IntegerField(
         required=False,
         min_value=1,
@@ -236,6 +239,8 @@ class ExecutionFilterForm(forms.Form):
             sort=data.get("sort") or DEFAULT_SORT,
             page=data.get("page") or 1,
             asof=data.get("asof"),
+            after=data.get("after") or "",
+            before=data.get("before") or "",
         )
 
 
@@ -260,6 +265,8 @@ class Filters:
     sort: str = DEFAULT_SORT
     page: int = 1
     asof: datetime | None = None
+    after: str = ""  # a row's sort key (listing.encode_cursor): the rows after it
+    before: str = ""  # ... the rows before it
 
     @property
     def id_prefix(self) -> str:

@@ -29,6 +29,7 @@ from qflowui.executions.forms import (
     Filters,
 )
 from qflowui.executions.listing import (
+    ROLLUP_CAP,
     Freshness,
     Listing,
     execution_listing,
@@ -273,11 +274,20 @@ def _page_context(
         ],
         **_choices(filters, now, listing),
         "sort_links": _sort_links(filters, links),
-        "prev_url": (links.to(page=str(listing.page - 1), asof=asof) if listing.page > 1 else ""),
+        # Keyset: each link carries the sort key of the row it continues from; `page` only
+        # numbers the page, `asof` keeps the window's "now".
+        "prev_url": (
+            links.to(before=listing.newer, page=str(listing.page - 1), asof=asof)
+            if listing.newer
+            else ""
+        ),
         "next_page_url": (
-            links.to(page=str(listing.page + 1), asof=asof) if listing.page < listing.pages else ""
+            links.to(after=listing.older, page=str(listing.page + 1), asof=asof)
+            if listing.older
+            else ""
         ),
         "last_shown": listing.first + len(listing.rows) - 1,
+        "cap": f"{ROLLUP_CAP:,}",
         # "All" is every execution mirrored since the first sync, not all of QFlow's history.
         "history_since": (
             listing.history_since if filters.range == "all" and not filters.custom_dates else None

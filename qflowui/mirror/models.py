@@ -249,6 +249,9 @@ class SyncRun(models.Model):
         return self.PARTIAL if self.partial else self.FAILED
 
 
+ROLLUP_KEY = ["bucket", "workflow_id", "status", "status_class", "source", "cloud", "region"]
+
+
 class RollupBase(models.Model):
     """Executions counted per time bucket and per every dimension the list filters on.
 
@@ -279,8 +282,7 @@ class ExecutionHourRollup(RollupBase):
     class Meta:
         constraints = [
             models.UniqueConstraint(
-                fields=["bucket", "workflow_id", "status", "status_class", "source", "cloud"]
-                + ["region"],
+                fields=ROLLUP_KEY,
                 name="rollup_hour_key",
             )
         ]
@@ -291,8 +293,7 @@ class ExecutionDayRollup(RollupBase):
     class Meta:
         constraints = [
             models.UniqueConstraint(
-                fields=["bucket", "workflow_id", "status", "status_class", "source", "cloud"]
-                + ["region"],
+                fields=ROLLUP_KEY,
                 name="rollup_day_key",
             )
         ]
