@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from django.http import HttpRequest, HttpResponse
+from django.middleware.gzip import GZipMiddleware
 from django.urls import reverse
 
 HEALTHZ_PATH = "/healthz"
@@ -97,3 +98,20 @@ class NoStoreMiddleware:
             # Signing out also empties what the browser may hold for this site.
             response.headers["Clear-Site-Data"] = '"cache", "storage"'
         return response
+
+
+class GZipPagesMiddleware(GZipMiddleware):
+    """Pages and fragments compressed (the executions list: ~100 KB of HTML → ~10 KB).
+
+    Streaming responses (payload downloads, evidence bundles) are left as they are: they are
+    large, already bounded in memory, and compressing them would cost the web process CPU
+    per megabyte. BREACH: the pages carry Django's CSRF token, which is masked afresh on
+    every response (a different string each time), and Django's GZipMiddleware pads each
+    compressed response with random bytes ("Heal the Breach", Django 4.2+); secrets from
+    QFlow are masked before they are stored. QFLOWUI_GZIP=0 turns compression off.
+    """
+
+    def process_response(self, request: HttpRequest, response: HttpResponse) -> HttpResponse:
+        if response.streaming:
+            return response
+        return super().process_response(request, response)

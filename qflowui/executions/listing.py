@@ -43,7 +43,13 @@ from qflowui.executions.forms import TRIAGE_NONE, Filters
 from qflowui.mirror import rollups
 from qflowui.mirror import status as st
 from qflowui.mirror.failures import FAILURE_CLASSES
-from qflowui.mirror.models import Execution, ExecutionDayRollup, SyncRun, Workflow
+from qflowui.mirror.models import (
+    Execution,
+    ExecutionDayRollup,
+    QflowUser,
+    SyncRun,
+    Workflow,
+)
 from qflowui.triage.models import Triage
 from qflowui.triage.versions import triage_version
 
@@ -69,6 +75,8 @@ ROW_FIELDS = (
     "failure_node_id",
     "failure_step",
     "failure_message",
+    "failure_pattern",
+    "failure_key",
 )
 ORDERINGS = {
     "-started": ("-started_at", "-id"),
@@ -220,6 +228,8 @@ def _page(
         .only(*ROW_FIELDS)
         # Each row's triage state (None: never triaged), in the same query.
         .annotate(triage_state=Subquery(_triage_of.values("state")[:1]))
+        # The name the team knows for the QFlow user who started it, in the same query.
+        .annotate(triggered_name=Subquery(_name_of.values("display_name")[:1]))
         .order_by(*ORDERINGS[filters.sort])
     )
     if not matching and not capped:
@@ -263,6 +273,7 @@ def _page(
 
 
 _triage_of = Triage.objects.filter(execution_id=OuterRef("pk"))
+_name_of = QflowUser.objects.filter(user_id=OuterRef("triggered_by"))
 
 
 def cache_version(filters: Filters, version: tuple) -> tuple:

@@ -44,7 +44,6 @@ from qflowui.mirror import status as st
 from qflowui.mirror import tasks as mirror_tasks
 from qflowui.mirror.failures import FAILURE_CLASSES, first_line
 from qflowui.mirror.models import Execution, SyncRun
-from qflowui.mirror.people import names_for
 from qflowui.mirror.sync import upstream_wait_until
 from qflowui.triage.models import TriageState
 
@@ -222,7 +221,10 @@ def _page_context(
     no_dates = {"start": None, "end": None}
     workflows = workflow_choices()
     people = started_by(e.pk for e in listing.rows)
-    names = names_for(e.triggered_by for e in listing.rows)
+    # The row query brought each row's QFlow user name along (listing._name_of).
+    names = {
+        e.triggered_by: e.triggered_name for e in listing.rows if getattr(e, "triggered_name", None)
+    }
     asof = now.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
     if listing.chart is not None:
         for column in listing.chart.columns:
@@ -266,7 +268,7 @@ def _page_context(
         ),
         "quick_running_url": Links({}).to(status="running", range="all"),
         "clear_url": reverse("executions:list"),
-        "active_filters": active_filters(filters, links, workflows),
+        "active_filters": active_filters(filters, links, workflows, listing.rows),
         "workflow_options": _workflow_options(workflows, filters),
         "triage_options": [
             {"value": value, "label": label, "selected": value == filters.triage}
@@ -403,7 +405,10 @@ def _workflow_name(workflows: list[tuple[str, str, str]], workflow_id: str) -> s
 
 
 def active_filters(
-    filters: Filters, links: Links, workflows: list[tuple[str, str, str]]
+    filters: Filters,
+    links: Links,
+    workflows: list[tuple[str, str, str]],
+    rows: list[Execution] = (),
 ) -> list[dict]:
     """Each filter in force, in words, with a link that removes it."""
     out: list[dict] = []
@@ -450,20 +455,25 @@ def active_filters(
         out.append(
             {
                 "name": "failure",
-                "text": f"failure group {failure_group_label(filters.failure)}",
+                "text": f"failure group {failure_group_label(filters.failure, rows)}",
                 "url": links.to(failure=None),
             }
         )
     return out
 
 
-def failure_group_label(key: str) -> str:
-    """A failure group in words: its step and error pattern (one query)."""
-    sample = (
-        Execution.objects.filter(failure_key=key)
-        .values_list("failure_step", "failure_pattern")
-        .first()
-    )
+def failure_group_label(key: str, rows: list[Execution] = ()) -> str:
+    """A failure group in words: its step and error pattern (from a row on the page, else
+    one query)."""
+    shown = next((e for e in rows if e.failure_key == key), None) if rows else None
+    if shown is not None:
+        sample = (shown.failure_step, shown.failure_pattern)
+    else:
+        sample = (
+            Execution.objects.filter(failure_key=key)
+            .values_list("failure_step", "failure_pattern")
+            .first()
+        )
     if sample is None:
         return key
     step, pattern = sample
