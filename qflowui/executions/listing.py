@@ -108,11 +108,17 @@ class Listing:
     exact_pages: bool = True  # `pages` is known (the counts are exact)
 
 
-def execution_listing(filters: Filters, *, now: datetime, tz: tzinfo) -> Listing:
+def execution_listing(
+    filters: Filters,
+    *,
+    now: datetime,
+    tz: tzinfo,
+    workflows: list[tuple[str, str, str]] | None = None,
+) -> Listing:
     # A preset range starts on a whole minute: views within the same minute share the
     # same window, so their counts and chart can come from the cache.
     start, end = filters.window(now.replace(second=0, microsecond=0))
-    base = _filtered(filters, start, end)
+    base = _filtered(filters, start, end, workflows=workflows)
     hourly = start is not None and (end or now) - start <= HOURLY_UP_TO
     state = mirror_state()
     groups, capped = _groups(base, filters, start, end, hourly, tz, state[:2], now)
@@ -524,7 +530,12 @@ def mirror_state() -> tuple:
 
 
 def _filtered(
-    filters: Filters, start: datetime | None, end: datetime | None, *, facets: bool = False
+    filters: Filters,
+    start: datetime | None,
+    end: datetime | None,
+    *,
+    facets: bool = False,
+    workflows: list[tuple[str, str, str]] | None = None,
 ) -> QuerySet:
     """Every filter but the status one (the counts per status come from this); with
     `facets`, also without source, cloud and region (their choices are counted on this)."""
@@ -546,7 +557,7 @@ def _filtered(
         if value:  # as QFlow spells it or not: `schedule` finds SCHEDULE
             qs = qs.filter(**{f"{name}__iexact": value})
     if filters.q:
-        qs = qs.filter(search_condition(filters.q))
+        qs = qs.filter(search_condition(filters.q, workflows))
     if filters.error:
         qs = qs.filter(status_class__in=FAILURE_CLASSES, failure_message__icontains=filters.error)
     if filters.failure:
@@ -562,7 +573,11 @@ FACETS = ("source", "region", "cloud")
 
 
 def filter_choices(
-    filters: Filters, *, now: datetime, version: tuple | None = None
+    filters: Filters,
+    *,
+    now: datetime,
+    version: tuple | None = None,
+    workflows: list[tuple[str, str, str]] | None = None,
 ) -> dict[str, list[tuple[str, int]]]:
     """Source, region and cloud choices as the mirror holds them, each with its count of
     executions in range (under the other filters, its own left out). Cached like the chart."""
@@ -584,7 +599,7 @@ def filter_choices(
             combos = list(cursor.fetchall())
         cache.set(key, combos, GROUPS_CACHE_SECONDS)
     elif combos is None:
-        rows = _filtered(filters, start, end, facets=True)
+        rows = _filtered(filters, start, end, facets=True, workflows=workflows)
         if _capped_rows() and _needs_cap(filters):  # the newest ROLLUP_CAP + 1 matches
             newest = rows.order_by("-started_at", "-id").values("pk")[: ROLLUP_CAP + 1]
             rows = Execution.objects.filter(pk__in=newest)
@@ -620,12 +635,20 @@ def known_statuses() -> list[str]:
     return statuses
 
 
-def search_condition(text: str) -> Q:
+def search_condition(text: str, workflows: list[tuple[str, str, str]] | None = None) -> Q:
     """An execution id (or its prefix), or a substring of the workflow's name.
 
-    An id prefix becomes a range of UUIDs, so it uses the primary key's index.
+    An id prefix becomes a range of UUIDs, so it uses the primary key's index. With
+    `workflows` (workflow_choices(), which the page reads anyway) the names are matched here
+    and the condition is a plain list of ids: `id range OR workflow IN (...)` is two index
+    scans, where a sub-select in the OR made PostgreSQL walk every row (the prefix cliff).
     """
-    cond = Q(workflow__in=Workflow.objects.filter(name__icontains=text).values("pk"))
+    if workflows is None:
+        cond = Q(workflow__in=Workflow.objects.filter(name__icontains=text).values("pk"))
+    else:
+        needle = text.casefold()
+        ids = [i for i, name, _ in workflows if name != i and needle in name.casefold()]
+        cond = Q(workflow_id__in=ids) if ids else Q(pk__in=[])
     digits = text.strip().lower().replace("-", "")
     if _HEX.fullmatch(digits):
         low = uuid.UUID(digits.ljust(32, "0"))

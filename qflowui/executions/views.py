@@ -69,10 +69,13 @@ def execution_list(request: HttpRequest) -> HttpResponse:
         return HttpResponseRedirect(target)
     # A paged view keeps the moment of its first page: the same window, the same rows.
     now = filters.asof or timezone.now()
-    listing = execution_listing(filters, now=now, tz=timezone.get_current_timezone())
+    workflows = workflow_choices()  # the filter's select, and the search's name matches
+    listing = execution_listing(
+        filters, now=now, tz=timezone.get_current_timezone(), workflows=workflows
+    )
     freshness = sync_freshness()
     context = {
-        **_page_context(form, filters, listing, now),
+        **_page_context(form, filters, listing, now, workflows),
         "freshness": freshness,
         "sync_state": _sync_state(freshness),
         "next_url": request.get_full_path(),
@@ -213,13 +216,16 @@ class Links:
 
 
 def _page_context(
-    form: ExecutionFilterForm, filters: Filters, listing: Listing, now: datetime
+    form: ExecutionFilterForm,
+    filters: Filters,
+    listing: Listing,
+    now: datetime,
+    workflows: list[tuple[str, str, str]],
 ) -> dict:
     params = filters.params()
     links = Links(params)
     selected = set(filters.statuses)
     no_dates = {"start": None, "end": None}
-    workflows = workflow_choices()
     people = started_by(e.pk for e in listing.rows)
     # The row query brought each row's QFlow user name along (listing._name_of).
     names = {
@@ -274,7 +280,7 @@ def _page_context(
             {"value": value, "label": label, "selected": value == filters.triage}
             for value, label in TRIAGE_CHOICES
         ],
-        **_choices(filters, now, listing),
+        **_choices(filters, now, listing, workflows),
         "sort_links": _sort_links(filters, links),
         # Keyset: each link carries the sort key of the row it continues from; `page` only
         # numbers the page, `asof` keeps the window's "now".
@@ -297,10 +303,12 @@ def _page_context(
     }
 
 
-def _choices(filters: Filters, now: datetime, listing: Listing) -> dict:
+def _choices(
+    filters: Filters, now: datetime, listing: Listing, workflows: list[tuple[str, str, str]]
+) -> dict:
     """Source, region and cloud choices, and QFlow's own statuses, from what the mirror holds,
     each with its count; a value in the URL that the mirror lacks stays selectable."""
-    facets = filter_choices(filters, now=now, version=listing.version)
+    facets = filter_choices(filters, now=now, version=listing.version, workflows=workflows)
     out = {}
     for name in ("source", "region", "cloud"):
         current = getattr(filters, name)
