@@ -38,7 +38,10 @@ STRING_PREVIEW = 300  # characters of a string shown before "show all"
 RAW_PREVIEW = 2000  # characters of a JSON-in-a-string shown in its "raw" box
 INLINE_LIMIT = 64 * 1024  # payloads up to this size carry every level in the first view...
 MAX_LEVELS = 24  # ...down to this many levels: deeper ones are fetched on demand
-LARGE_LIMIT = 1024 * 1024  # above this, the first view opens two levels on a tight budget
+LARGE_LIMIT = 1024 * 1024  # above this, the first view opens two levels on a tight budget...
+LARGE_BUDGET = MAX_CHILDREN * 4  # ...of this many nodes (and is drawn from a stored head)
+OPEN_LEVELS = 2  # levels open in a first view
+SUMMARY_ITEMS = 8  # top-level items described by `summary`
 SEARCH_LIMIT = 200  # matches listed by a search
 TABLE_COLUMNS = 12
 TABLE_CELL = 120
@@ -69,7 +72,7 @@ def pointer_join(tokens: list[str] | tuple[str, ...]) -> str:
 
 def decoded(value: Any) -> Any:
     """The object or array a string holds as JSON text, else None."""
-    if not isinstance(value, str) or len(value) < 2:
+    if not isinstance(value, str) or len(value) < 2 or isinstance(value, CutText):
         return None
     head = value.lstrip()[:1]
     if head not in ("{", "["):
@@ -83,7 +86,7 @@ def decoded(value: Any) -> Any:
 
 def _container(value: Any) -> Any:
     """`value` as a container to walk into (decoding JSON strings), or None for scalars."""
-    if isinstance(value, dict | list):
+    if isinstance(value, dict | list | Shape):
         return value
     return decoded(value)
 
@@ -116,6 +119,10 @@ def _items(container: dict | list) -> Iterator[tuple[str, Any]]:
 
 
 def _slice(container: dict | list, start: int, stop: int) -> list[tuple[str, Any]]:
+    if isinstance(container, Shape):
+        if container.children is None:
+            raise HeadIncomplete("a closed container of the head")
+        return container.children[start:stop]
     if isinstance(container, list):
         return [(str(i), container[i]) for i in range(start, min(stop, len(container)))]
     out = []
@@ -130,9 +137,13 @@ def _slice(container: dict | list, start: int, stop: int) -> list[tuple[str, Any
 # --- summaries -------------------------------------------------------------------------------
 
 
+def _is_object(container: Any) -> bool:
+    return isinstance(container, dict) or (isinstance(container, Shape) and container.is_dict)
+
+
 def count_text(container: dict | list) -> str:
     n = len(container)
-    if isinstance(container, dict):
+    if _is_object(container):
         return f"{n:,} key" + ("" if n == 1 else "s")
     return f"{n:,} item" + ("" if n == 1 else "s")
 
@@ -143,9 +154,9 @@ def summary(value: Any, size: int) -> list[str]:
     lines = [f"{filesizeformat(size)} of JSON"]
     if container is None:
         return lines
-    kind = "an object" if isinstance(container, dict) else "an array"
+    kind = "an object" if _is_object(container) else "an array"
     lines[0] += f", {kind} with {count_text(container)}"
-    for key, item in _slice(container, 0, 8):
+    for key, item in _slice(container, 0, SUMMARY_ITEMS):
         inner = _container(item)
         if inner is not None:
             lines.append(f"{key}: {count_text(inner)}")
@@ -154,6 +165,8 @@ def summary(value: Any, size: int) -> list[str]:
 
 def similar_objects(value: Any) -> bool:
     """An array of objects sharing their keys: worth a table view."""
+    if isinstance(value, Shape):
+        return value.similar
     if not isinstance(value, list) or len(value) < 2:
         return False
     sample = value[:MAX_CHILDREN]
@@ -170,6 +183,173 @@ def _columns(objects: list[dict]) -> list[str]:
         for key in item:
             seen[str(key)] = seen.get(str(key), 0) + 1
     return sorted(seen, key=lambda k: -seen[k])
+
+
+# --- the head of a large payload ----------------------------------------------------------
+#
+# The first view of a payload above LARGE_LIMIT shows two levels on a budget of LARGE_BUDGET
+# nodes: a few hundred values out of millions. Its *head*, computed once when the payload is
+# stored and kept beside it, holds exactly what that view and `summary` read, so a later
+# view renders from a few kilobytes instead of decoding megabytes:
+#
+# - the values the view visits (a pre-order walk of the open levels, MAX_CHILDREN children
+#   per container, LARGE_BUDGET nodes and then one more), with strings longer than
+#   STRING_PREVIEW kept as `CutText` (their first characters and their length);
+# - for each container (`Shape`), what the view says of it closed: its length, whether it is
+#   a table (`similar_objects`), the fields of its preview, and for JSON held in a string the
+#   start of its raw text;
+# - the first SUMMARY_ITEMS top-level items, for `summary`.
+#
+# The renderer takes a head wherever it takes a value; if a view ever asks for more than the
+# head holds it raises HeadIncomplete (never renders something else), and the caller renders
+# from the whole payload. A head is versioned (HEAD_VERSION): a head written under other
+# rules is not used.
+
+HEAD_VERSION = 1
+
+
+class HeadIncomplete(LookupError):
+    """The view asks for a part of the payload its head does not hold."""
+
+
+class CutText(str):
+    """A long string of a head: its first STRING_PREVIEW characters; `total` is its length."""
+
+    total: int
+
+    def __new__(cls, prefix: str, total: int) -> CutText:
+        text = super().__new__(cls, prefix)
+        text.total = total
+        return text
+
+
+class Shape:
+    """A container of a head: what a first view shows of it, and the children it visits
+    (`children`: (key, value) pairs; None when it is only ever shown closed)."""
+
+    __slots__ = ("children", "is_dict", "preview", "raw", "raw_cut", "similar", "total")
+
+    def __init__(
+        self,
+        is_dict: bool,
+        total: int,
+        similar: bool,
+        preview: list[tuple[str, str]],
+        raw: str | None = None,
+        raw_cut: bool = False,
+        children: list[tuple[str, Any]] | None = None,
+    ) -> None:
+        self.is_dict = is_dict
+        self.total = total
+        self.similar = similar
+        self.preview = preview
+        self.raw = raw  # the start of the string holding this JSON, None for a plain container
+        self.raw_cut = raw_cut
+        self.children = children
+
+    def __len__(self) -> int:
+        return self.total
+
+
+def _shape(value: Any, inner: dict | list) -> Shape:
+    raw, raw_cut = None, False
+    if not isinstance(value, dict | list):  # JSON held in a string
+        text = str(value)
+        raw, raw_cut = text[:RAW_PREVIEW], len(text) > RAW_PREVIEW
+    return Shape(
+        isinstance(inner, dict),
+        len(inner),
+        similar_objects(inner),
+        _preview_pairs(inner),
+        raw,
+        raw_cut,
+    )
+
+
+def _head_scalar(value: Any) -> Any:
+    if isinstance(value, str) and len(value) > STRING_PREVIEW:
+        return CutText(value[:STRING_PREVIEW], len(value))
+    return value
+
+
+def head_of(value: Any) -> Any:
+    """The head of a large payload's first view (see above), as values the renderer takes."""
+    visited = 0
+
+    def visit(item: Any, depth: int) -> Any:  # depth < OPEN_LEVELS + 1: bounded recursion
+        nonlocal visited
+        visited += 1
+        inner = _container(item)
+        if inner is None:
+            return _head_scalar(item)
+        shape = _shape(item, inner)
+        if depth < OPEN_LEVELS and visited <= LARGE_BUDGET:
+            children = []
+            for key, child in _slice(inner, 0, MAX_CHILDREN):
+                if visited > LARGE_BUDGET:
+                    break
+                children.append((key, visit(child, depth + 1)))
+            if depth == 0:  # the items `summary` describes, shown closed if at all
+                for key, child in _slice(inner, len(children), SUMMARY_ITEMS):
+                    closed = _container(child)
+                    children.append(
+                        (key, _head_scalar(child) if closed is None else _shape(child, closed))
+                    )
+            shape.children = children
+        return shape
+
+    return visit(value, 0)
+
+
+def head_dumps(head: Any) -> Any:
+    """A head as a JSON value (for storage): {"v": HEAD_VERSION, "root": node}, where a node
+    is ["s", scalar], ["c", start, length] (CutText) or ["o"/"a", length, similar, preview,
+    raw, raw_cut, children] (Shape; children [[key, node], ...] or null)."""
+
+    def node(value: Any) -> Any:  # a head is a few levels deep: bounded recursion
+        if isinstance(value, Shape):
+            children = None
+            if value.children is not None:
+                children = [[key, node(child)] for key, child in value.children]
+            preview = [list(pair) for pair in value.preview]
+            kind = "o" if value.is_dict else "a"
+            return [kind, value.total, value.similar, preview, value.raw, value.raw_cut, children]
+        if isinstance(value, CutText):
+            return ["c", str(value), value.total]
+        return ["s", value]
+
+    return {"v": HEAD_VERSION, "root": node(head)}
+
+
+@dataclass(frozen=True)
+class Head:
+    root: Any  # what the renderer takes in place of the payload
+
+
+def head_loads(stored: Any) -> Head | None:
+    """The head `head_dumps` wrote, or None if there is none or it was written under other
+    rules (another HEAD_VERSION, or not a head at all)."""
+    if not isinstance(stored, dict) or stored.get("v") != HEAD_VERSION or "root" not in stored:
+        return None
+
+    def node(item: Any, depth: int) -> Any:
+        if depth > OPEN_LEVELS + 1:
+            raise ValueError("nested deeper than a head")
+        tag = item[0]
+        if tag == "s":
+            return item[1]
+        if tag == "c":
+            return CutText(item[1], item[2])
+        kind, total, similar, preview, raw, raw_cut, children = item
+        shape = Shape(kind == "o", total, similar, [(k, t) for k, t in preview], raw, raw_cut)
+        if children is not None:
+            shape.children = [(key, node(child, depth + 1)) for key, child in children]
+        return shape
+
+    try:
+        return Head(node(stored["root"], 0))
+    except (ValueError, TypeError, IndexError, KeyError):
+        return None
 
 
 # --- rendering -------------------------------------------------------------------------------
@@ -220,9 +400,10 @@ def _scalar(value: Any, full: bool, urls: TreeUrls, tokens: list[str]) -> SafeSt
     if isinstance(value, int | float):
         return format_html('<span class="jt-num">{}</span>', json.dumps(value))
     text = str(value)
-    if full or len(text) <= STRING_PREVIEW:
+    length = value.total if isinstance(value, CutText) else len(text)
+    if full or length <= STRING_PREVIEW:
         return format_html('<span class="jt-str">"{}"</span>', text)
-    rest = len(text) - STRING_PREVIEW
+    rest = length - STRING_PREVIEW
     url = urls.at(tokens, full="1")
     return format_html(
         '<span class="jt-str">"{}…"</span> <a class="jt-more" href="{}" hx-get="{}" '
@@ -263,7 +444,10 @@ def _node(
             key_html,
             _scalar(value, full, ctx.urls, tokens),
         )
-    was_string = not isinstance(value, dict | list)
+    if isinstance(value, Shape):
+        was_string = value.raw is not None
+    else:
+        was_string = not isinstance(value, dict | list)
     badges = []
     if was_string:
         badges.append(DECODED_HTML)
@@ -277,7 +461,7 @@ def _node(
                 url,
             )
         )
-    brackets = ("{", "}") if isinstance(inner, dict) else ("[", "]")
+    brackets = ("{", "}") if _is_object(inner) else ("[", "]")
     if not inner:
         return format_html(
             '<li class="jt-n" data-p="{}">{}<span class="jt-sum">{}{}</span>{}</li>',
@@ -299,11 +483,14 @@ def _node(
     )
     raw = EMPTY
     if was_string:
-        text = str(value)
-        cut = "…" if len(text) > RAW_PREVIEW else ""
+        if isinstance(value, Shape):
+            shown, cut = value.raw, "…" if value.raw_cut else ""
+        else:
+            text = str(value)
+            shown, cut = text[:RAW_PREVIEW], "…" if len(text) > RAW_PREVIEW else ""
         raw = format_html(
             '<details class="jt-raw"><summary>raw string</summary><pre>{}{}</pre></details>',
-            text[:RAW_PREVIEW],
+            shown,
             cut,
         )
     if is_open or (not ctx.lazy and depth < MAX_LEVELS):
@@ -333,23 +520,29 @@ def _node(
 _NAMING_KEYS = ("name", "id", "arn", "key", "title", "type", "status")
 
 
+def _preview_pairs(container: Any) -> list[tuple[str, str]]:
+    """An object's first scalar fields as (key, shortened text): what `_preview` picks from."""
+    if isinstance(container, Shape):
+        return container.preview
+    if not isinstance(container, dict):
+        return []
+    pairs = []
+    for key, value in _slice(container, 0, 12):
+        if isinstance(value, str | int | float) and not isinstance(value, bool) and value != "":
+            text = str(value)
+            pairs.append((str(key), text if len(text) <= 48 else text[:47] + "…"))
+    return pairs
+
+
 def _preview(container: dict | list) -> SafeString:
     """A closed object's identifying fields (name, id, ARN...), so rows can be told apart."""
-    if not isinstance(container, dict):
-        return EMPTY
-    scalars = [
-        (str(k), v)
-        for k, v in _slice(container, 0, 12)
-        if isinstance(v, str | int | float) and not isinstance(v, bool) and v != ""
-    ]
+    scalars = _preview_pairs(container)
     if not scalars:
         return EMPTY
     named = [kv for kv in scalars if any(n in kv[0].lower() for n in _NAMING_KEYS)]
     shown = (named or scalars)[:2]
     parts = []
-    for key, value in shown:
-        text = str(value)
-        text = text if len(text) <= 48 else text[:47] + "…"
+    for key, text in shown:
         parts.append(format_html("{}: {}", key, text))
     return format_html(
         '<span class="jt-prev">{}</span>', format_html_join(", ", "{}", ((p,) for p in parts))
@@ -367,7 +560,7 @@ def _children(
 def _child_items(
     container: dict | list, tokens: list[str], offset: int, depth: int, ctx: _Render
 ) -> SafeString:
-    is_list = isinstance(container, list)
+    is_list = not _is_object(container)
     parts: list[SafeString] = []
     stop = offset + MAX_CHILDREN
     shown = offset
@@ -376,6 +569,8 @@ def _child_items(
             break
         parts.append(_node(key, item, [*tokens, key], depth, ctx, is_index=is_list))
         shown += 1
+    if isinstance(container, Shape) and ctx.budget > 0 and shown < min(stop, len(container)):
+        raise HeadIncomplete("the head holds fewer children than this view shows")
     remaining = len(container) - shown
     if remaining > 0:
         url = ctx.urls.at(tokens, offset=str(shown))
@@ -396,11 +591,11 @@ def render_tree(value: Any, *, size: int, urls: TreeUrls) -> SafeString:
     """The first view of a payload: top levels open, the rest closed (and lazy if large)."""
     if size > LARGE_LIMIT:
         # The top two levels, with at most MAX_CHILDREN closed items under each.
-        ctx = _Render(urls=urls, open_depth=2, lazy=True, budget=MAX_CHILDREN * 4)
+        ctx = _Render(urls=urls, open_depth=OPEN_LEVELS, lazy=True, budget=LARGE_BUDGET)
     elif size > INLINE_LIMIT:
-        ctx = _Render(urls=urls, open_depth=2, lazy=True)
+        ctx = _Render(urls=urls, open_depth=OPEN_LEVELS, lazy=True)
     else:
-        ctx = _Render(urls=urls, open_depth=2, lazy=False)
+        ctx = _Render(urls=urls, open_depth=OPEN_LEVELS, lazy=False)
     return format_html('<ul class="jt-list jt-root">{}</ul>', _node(None, value, [], 0, ctx))
 
 
