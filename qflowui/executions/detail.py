@@ -125,7 +125,7 @@ def payload_tree(request: HttpRequest, execution_id: UUID, node_id: str, kind: s
         message = payload.notice or "No data."
         return _tree_response(request, detail, node_id, kind, query, message, 404)
     try:
-        html = presentation.tree_fragment(payload.body, urls, query)
+        html = presentation.tree_fragment(payload, urls, query)
     except (jsontree.PathNotFound, ValueError):
         message = "No value at this path."
         return _tree_response(request, detail, node_id, kind, query, message, 404)

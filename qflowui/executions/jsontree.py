@@ -730,6 +730,34 @@ def search(value: Any, query: str, *, limit: int = SEARCH_LIMIT) -> tuple[list[M
     return found, False
 
 
+_NUMBER_CHARS = "0123456789.+-e"
+
+
+def may_match(text: str, query: str) -> bool:
+    """False only if `search(value, query)` surely finds nothing, `text` being the JSON text
+    of `value` as stored (orjson's, or any JSON writer's): a case-insensitive substring test
+    on the text, ~50 times faster than the walk over a 10 MB payload.
+
+    Why a miss in the text is a miss in the walk: a key or string (also inside JSON held in
+    strings, at any depth) is written in the text as its characters, except `"`, `\\` and
+    control characters (escaped), and characters written as `\\uXXXX` or `\\/`; lower-casing
+    is per character (but for the Greek final sigma); `null`, `true` and `false` are written
+    as such. So the test is not used (True: walk) when the query holds any of those
+    characters, may be part of a number (whose text the walk writes its own way), or when
+    the text holds `\\u` or `\\/`.
+    """
+    needle = query.strip().lower()
+    if not needle:
+        return False
+    if any(char in '"\\σς' or char < " " for char in needle):
+        return True
+    if not needle.strip(_NUMBER_CHARS):
+        return True
+    if "\\u" in text or "\\/" in text:
+        return True
+    return needle in text.lower()
+
+
 def _scalar_text(value: Any) -> str:
     if value is None:
         return "null"
@@ -756,14 +784,17 @@ def highlight(text: str, query: str) -> SafeString:
     return _join(parts)
 
 
+def render_no_match(query: str) -> SafeString:
+    """What a search that found nothing shows."""
+    return format_html('<p class="jt-results-empty muted">No key or value matches “{}”.</p>', query)
+
+
 def render_search(
     value: Any, query: str, *, urls: TreeUrls, limit: int = SEARCH_LIMIT
 ) -> SafeString:
     matches, cut = search(value, query, limit=limit)
     if not matches:
-        return format_html(
-            '<p class="jt-results-empty muted">No key or value matches “{}”.</p>', query
-        )
+        return render_no_match(query)
     rows = []
     for match in matches:
         tokens = list(match.tokens)

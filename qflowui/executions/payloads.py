@@ -6,6 +6,10 @@
   that fetch (fetching, done, failed) lives in the shared cache, so every web process and
   worker sees it. Asking for a payload and polling it is `services.payload_request` /
   `services.payload_poll`; the task's job is `services.payload_fetch`.
+- Stored as the masked JSON text orjson wrote (`StepPayload.body`, a text column) and, above
+  jsontree.LARGE_LIMIT, with the head of its first view (`StepPayload.head`): the first view
+  of a stored payload reads the head, never the body. Subtrees, tables, downloads and
+  searches decode the body (orjson), once per process.
 - Decoded payloads are kept per process (`PAYLOAD_MEMO_BYTES`), and one decode of a payload
   runs at a time per process.
 """
@@ -23,12 +27,13 @@ from datetime import datetime
 from typing import Any
 
 from django.core.cache import cache
-from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from qflowui.core import jsonio
 from qflowui.core.masking import mask_payload, mask_text, nothing_to_mask
+from qflowui.executions import jsontree
 from qflowui.executions.clients import ClientFactory, Lazy, page_client
+from qflowui.mirror.fields import JsonText, JsonTextField
 from qflowui.mirror.models import Execution, Step, StepPayload
 from qflowui.qflow import QflowClient
 from qflowui.qflow.errors import QflowError, QflowNotFound
@@ -48,15 +53,66 @@ PAYLOAD_MEMO_BYTES = 96 * 1024 * 1024
 KINDS = (StepPayload.INPUT, StepPayload.OUTPUT)
 
 
-@dataclass
 class Payload:
-    kind: str
-    body: Any = None
-    size: int = 0
-    fetched_at: datetime | None = None
-    present: bool = False  # False: not fetched (or the step never ran)
-    notice: str = ""
-    upstream_calls: int = 0
+    """A step's input or output as a view gets it.
+
+    `present` False: not fetched (or the step never ran), `notice` says why. For a stored
+    payload, `body` (the masked value) is decoded on first use, and `head` (a large payload's
+    jsontree.Head, when stored) draws its first view without it.
+    """
+
+    def __init__(
+        self,
+        kind: str,
+        body: Any = None,
+        size: int = 0,
+        fetched_at: datetime | None = None,
+        present: bool = False,
+        notice: str = "",
+        upstream_calls: int = 0,
+        *,
+        row: StepPayload | None = None,
+        head: jsontree.Head | None = None,
+    ) -> None:
+        self.kind = kind
+        self._body = body
+        self.size = size
+        self.fetched_at = fetched_at
+        self.present = present
+        self.notice = notice
+        self.upstream_calls = upstream_calls
+        self.head = head
+        self._stored = row  # the row it was read from (body deferred)
+        self._pending = row is not None  # body not decoded yet
+
+    @property
+    def body(self) -> Any:
+        if self._pending:
+            self._body = _body(self._stored)
+            self._pending = False
+        return self._body
+
+    def first_view(self) -> Any:
+        """What the first view renders: the head of a large payload when there is one."""
+        return self.head.root if self.head is not None else self.body
+
+    def first_view_drawn_whole(self) -> None:
+        """The head could not draw the first view (jsontree.HeadIncomplete): use the body."""
+        logger.warning("payload %s: its head did not hold its first view", self.kind)
+        self.head = None
+
+    def text(self) -> str | None:
+        """The stored JSON text (masked), for the search's quick check; None if not stored."""
+        if self._stored is None or self._stored.pk is None:
+            return None
+        return (
+            StepPayload.objects.filter(pk=self._stored.pk)
+            .values_list(JsonTextField.raw("body"), flat=True)
+            .first()
+        )
+
+    def __repr__(self) -> str:
+        return f"Payload({self.kind!r}, size={self.size}, present={self.present})"
 
 
 def masked_size(body: Any) -> int:
@@ -80,9 +136,36 @@ def stored(execution: Execution, node_id: str, kind: str) -> StepPayload | None:
 
 
 def from_row(row: StepPayload, notice: str = "", upstream_calls: int = 0) -> Payload:
-    return Payload(
-        row.kind, _body(row), row.size, row.fetched_at, True, notice, upstream_calls=upstream_calls
+    """The stored payload, its body decoded only when used (rows from `stored` defer it)."""
+    head = None
+    if row.size > jsontree.LARGE_LIMIT:
+        head = jsontree.head_loads(row.head)
+    payload = Payload(
+        row.kind,
+        None,
+        row.size,
+        row.fetched_at,
+        True,
+        notice,
+        upstream_calls=upstream_calls,
+        row=row,
+        head=head,
     )
+    if head is None and row.size > jsontree.LARGE_LIMIT:
+        _head_backfill(row, payload)
+    return payload
+
+
+def _head_backfill(row: StepPayload, payload: Payload) -> None:
+    """A large payload stored without a head (or one of other rules): made from the body and
+    stored, so the next first view reads it."""
+    try:
+        head = jsontree.head_dumps(jsontree.head_of(payload.body))
+    except Exception:  # the view renders from the body anyway
+        logger.exception("payload %s: no head made", row.pk)
+        return
+    if row.pk is not None:
+        StepPayload.objects.filter(pk=row.pk, fetched_at=row.fetched_at).update(head=head)
 
 
 def step_payload(
@@ -191,34 +274,47 @@ def fetch_payload(api: QflowClient, execution: Execution, node_id: str, kind: st
 
 
 def payload_masked(raw: Any) -> tuple[Any, int]:
-    """The payload masked for storage, and the size in bytes of its JSON text (written once,
-    by orjson: a tenth of the stdlib's time for 10 MB)."""
+    """The payload masked for storage, and the size in bytes of its JSON text."""
+    body, text = payload_masked_text(raw)
+    return body, _utf8_size(text)
+
+
+def _utf8_size(text: str) -> int:
+    return len(text) if text.isascii() else len(text.encode())
+
+
+def payload_masked_text(raw: Any) -> tuple[Any, JsonText]:
+    """The payload masked for storage, and its JSON text as stored (written once, by orjson:
+    a tenth of the stdlib's time for 10 MB)."""
     data = jsonio.dumps(raw)
-    size = len(data)
     text = data.decode()
     del data  # a 10 MB payload: one copy of its text at a time
     if nothing_to_mask(text):
-        return raw, size
+        return raw, JsonText(text)
     del text
     body = mask_payload(raw)
-    return body, masked_size(body)
+    return body, JsonText(jsonio.dumps_text(body))
 
 
 def store_payload(execution: Execution, node_id: str, kind: str, raw: Any) -> StepPayload:
-    """Mask and store (insert or replace) a payload; returns the row as stored."""
-    body, size = payload_masked(raw)
+    """Mask and store (insert or replace) a payload, with its head when it is large;
+    returns the row as stored (its body decoded)."""
+    body, text = payload_masked_text(raw)
+    size = _utf8_size(text)
+    head = jsontree.head_dumps(jsontree.head_of(body)) if size > jsontree.LARGE_LIMIT else None
     keys = {"execution": execution, "node_id": node_id, "kind": kind}
-    values = {"body": body, "size": size, "fetched_at": timezone.now()}
-    # One statement per write, never read-then-write in one transaction: SQLite then waits
-    # for its lock (the input and output of a panel are fetched at the same time) instead of
-    # failing at once with "database is locked".
-    if not StepPayload.objects.filter(**keys).update(**values):
-        try:
-            with transaction.atomic():
-                StepPayload.objects.create(**keys, **values)
-        except IntegrityError:
-            StepPayload.objects.filter(**keys).update(**values)
-    row = StepPayload(**keys, **values)
+    values = {"size": size, "fetched_at": timezone.now(), "head": head}
+    # One statement per write (an upsert), never read-then-write in one transaction: SQLite
+    # then waits for its lock (the input and output of a panel are fetched at the same time)
+    # instead of failing at once with "database is locked". The 10 MB text is sent once.
+    StepPayload.objects.bulk_create(
+        [StepPayload(**keys, body=text, **values)],
+        update_conflicts=True,
+        unique_fields=["execution", "node_id", "kind"],
+        update_fields=["body", "size", "fetched_at", "head"],
+    )
+    del text
+    row = StepPayload(**keys, body=body, **values)
     _memo_put(row, body)
     return row
 

@@ -315,10 +315,21 @@ def payload_block(
         return block
     block = PayloadBlock(kind, kind.capitalize(), f"payload-{kind}", urls, payload)
     if payload is not None and payload.present:
-        block.tree = jsontree.render_tree(payload.body, size=payload.size, urls=urls)
-        if payload.size > jsontree.LARGE_LIMIT:
-            block.summary = jsontree.summary(payload.body, payload.size)
+        try:
+            block.tree, block.summary = _first_view(payload, urls)
+        except jsontree.HeadIncomplete:
+            payload.first_view_drawn_whole()
+            block.tree, block.summary = _first_view(payload, urls)
     return block
+
+
+def _first_view(payload: services.Payload, urls: jsontree.TreeUrls) -> tuple[Any, list[str] | None]:
+    """The tree and (large payloads) the summary, from the head when there is one."""
+    value = payload.first_view()
+    tree = jsontree.render_tree(value, size=payload.size, urls=urls)
+    if payload.size > jsontree.LARGE_LIMIT:
+        return tree, jsontree.summary(value, payload.size)
+    return tree, None
 
 
 def panel_context(
@@ -355,13 +366,23 @@ def panel_context(
     }
 
 
-def tree_fragment(body: Any, urls: jsontree.TreeUrls, query: PayloadTreeForm) -> Any:
+def tree_fragment(payload: Any, urls: jsontree.TreeUrls, query: PayloadTreeForm) -> Any:
     """What a payload's tree view asks for (its query validated by PayloadTreeForm): a search,
     a table or a row, else a subtree. Raises jsontree.PathNotFound or ValueError when there is
-    no value at that path or the offset is bad."""
+    no value at that path or the offset is bad.
+
+    `payload` is a services.Payload (a search that its stored text rules out never decodes
+    it) or the payload's value itself."""
     data = query.cleaned_data
     if data["q"].strip():
-        return jsontree.render_search(body, data["q"][:200], urls=urls)
+        needle = data["q"][:200]
+        if isinstance(payload, services.Payload):
+            text = payload.text()
+            if text is not None and not jsontree.may_match(text, needle):
+                return jsontree.render_no_match(needle)
+            payload = payload.body
+        return jsontree.render_search(payload, needle, urls=urls)
+    body = payload.body if isinstance(payload, services.Payload) else payload
     tokens = jsontree.pointer_parse(data["path"])
     if data["view"] == "table":
         return jsontree.render_table(body, tokens, urls=urls)

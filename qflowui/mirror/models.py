@@ -9,6 +9,7 @@ from __future__ import annotations
 from django.db import models
 
 from qflowui.mirror import status as st
+from qflowui.mirror.fields import JsonTextField
 
 STATUS_CLASS_CHOICES = [(cls, st.LABELS[cls]) for cls in st.CLASSES]
 
@@ -188,9 +189,14 @@ class StepPayload(models.Model):
     execution = models.ForeignKey(Execution, on_delete=models.CASCADE, related_name="payloads")
     node_id = models.CharField(max_length=200)
     kind = models.CharField(max_length=8, choices=KIND_CHOICES)
-    body = models.JSONField(null=True)  # masked before it is stored
+    # Masked before it is stored; kept as the JSON text orjson wrote (a text column: see
+    # fields.JsonTextField), decoded only when a view needs more than the head.
+    body = JsonTextField(null=True)
     size = models.BigIntegerField(default=0)  # bytes of the masked JSON text
     fetched_at = models.DateTimeField()
+    # Above jsontree.LARGE_LIMIT: what the first view shows (jsontree.head_dumps), so it is
+    # drawn without decoding the body. Null for smaller payloads, or until the first view.
+    head = JsonTextField(null=True, blank=True)
 
     class Meta:
         constraints = [
