@@ -1,15 +1,18 @@
 """Step payload views: server time and bytes sent for 100 KB, 1 MB and 10 MB outputs.
 
-Standalone: `python bench/step_payload.py` (uses a throwaway test database and a loopback
-fake QFlow serving realistic inventory payloads). Prints a markdown table.
+Standalone: `python bench/step_payload.py [--runs N]` (uses a throwaway test database and a
+loopback fake QFlow serving realistic inventory payloads). Prints a markdown table: median
+and p95 server time over the runs, bytes sent, and the median's ratio to a bare stdlib
+`json.loads` of the same payload's bytes (measured in the same process, same runs).
 
 Rows per size:
 - cold first view: the panel fragment plus the output's first view, which fetches the
   payload from QFlow, masks it, stores it and renders it (what the very first analyst pays);
 - cached first view: the panel fragment with the payload inline from the mirror (every
-  later analyst), with the in-process decoded-payload memo cleared;
+  later analyst), with the in-process payload memos cleared;
 - subtree: one item of `collection` fetched by path;
-- search: a search of the whole payload on the server.
+- search: a search of the whole payload on the server (no match: first with the memos
+  cleared, then warm).
 """
 
 from __future__ import annotations
@@ -46,7 +49,8 @@ from qflowui.qflow import auth  # noqa: E402
 from qflowui.simulator.payloads import big_inventory  # noqa: E402
 
 SIZES = {"100 KB": 100_000, "1 MB": 1_000_000, "10 MB": 10_500_000}
-RUNS = 5
+RUNS = int(sys.argv[sys.argv.index("--runs") + 1]) if "--runs" in sys.argv else 9
+COLD_RUNS = max(3, RUNS // 2)
 HTMX = {"HTTP_HX_REQUEST": "true"}
 NODE = "node-0badcafe-resource"
 
@@ -76,8 +80,21 @@ def _timed(client: Client, url: str, **headers: str) -> tuple[float, int]:
     return elapsed, len(response.content)
 
 
-def _median(samples: list[tuple[float, int]]) -> tuple[float, int]:
-    return statistics.median(s[0] for s in samples), samples[-1][1]
+def _stats(samples: list[tuple[float, int]]) -> tuple[float, float, int]:
+    """Median and p95 (nearest rank) of the times, and the bytes of the last answer."""
+    times = sorted(s[0] for s in samples)
+    p95 = times[min(len(times) - 1, max(0, round(0.95 * len(times) + 0.5) - 1))]
+    return statistics.median(times), p95, samples[-1][1]
+
+
+def _bare_loads(data: bytes) -> float:
+    """Median seconds of a bare stdlib json.loads of `data` (the yardstick of the issue)."""
+    times = []
+    for _ in range(RUNS):
+        started = time.perf_counter()
+        json.loads(data)
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
 
 
 def main() -> None:
@@ -94,13 +111,22 @@ def main() -> None:
     finally:
         server.shutdown()
         connection.creation.destroy_test_db(old_name, verbosity=0)
-    print("| payload | view | server time | bytes sent |")
-    print("|---|---|---:|---:|")
-    for size, view, seconds, sent in rows:
-        print(f"| {size} | {view} | {seconds * 1000:,.0f} ms | {sent / 1024:,.1f} KB |")
+    print(f"runs: {RUNS} ({COLD_RUNS} cold)")
+    print("| payload | view | median | p95 | bytes sent | median / json.loads |")
+    print("|---|---|---:|---:|---:|---:|")
+    for size, view, (median, p95, sent), bare in rows:
+        print(
+            f"| {size} | {view} | {median * 1000:,.0f} ms | {p95 * 1000:,.0f} ms "
+            f"| {sent / 1024:,.1f} KB | {median / bare:.2f} |"
+        )
+    for size, bare in BARE.items():
+        print(f"bare json.loads of the {size} output: {bare * 1000:,.0f} ms (median)")
 
 
-def run() -> list[tuple[str, str, float, int]]:
+BARE: dict[str, float] = {}
+
+
+def run() -> list[tuple[str, str, tuple[float, float, int], float]]:
     user = get_user_model().objects.create_user("bench", password="bench-password-123")  # noqa: S106
     # Data pages need the Viewers group (or Runners, or staff): the analyst this bench measures.
     user.groups.add(Group.objects.get_or_create(name="Viewers")[0])
@@ -155,8 +181,13 @@ def run() -> list[tuple[str, str, float, int]]:
             else f"{len(output) // 1000} KB"
         )
 
+        bare = BARE[shown] = _bare_loads(FakeQflow.bodies[f"{api}/output"])
+
+        def row(view: str, samples: list[tuple[float, int]]) -> None:
+            rows.append((shown, view, _stats(samples), bare))  # noqa: B023 - used at once
+
         cold = []
-        for _ in range(3):
+        for _ in range(COLD_RUNS):
             StepPayload.objects.filter(execution=execution).delete()
             services.memo_clear()
             cache.clear()
@@ -164,30 +195,32 @@ def run() -> list[tuple[str, str, float, int]]:
             tree_in = _timed(client, base + "input/tree", **HTMX)
             tree_out = _timed(client, base + "output/tree", **HTMX)
             cold.append((panel[0] + tree_in[0] + tree_out[0], panel[1] + tree_in[1] + tree_out[1]))
-        rows.append((shown, "cold first view (fetch, mask, store, render)", *_median(cold)))
+        row("cold first view (fetch, mask, store, render)", cold)
 
         cached = []
         for _ in range(RUNS):
             services.memo_clear()
             cached.append(_timed(client, base, **HTMX))
-        rows.append((shown, "cached first view (panel with both trees)", *_median(cached)))
+        row("cached first view (panel with both trees)", cached)
 
         subtree = [
             _timed(client, base + "output/tree?path=/collection/50", **HTMX) for _ in range(RUNS)
         ]
-        rows.append((shown, "subtree by path (memo warm)", *_median(subtree)))
-        services.memo_clear()
-        rows.append(
-            (
-                shown,
-                "subtree by path (memo cold)",
-                *_timed(client, base + "output/tree?path=/collection/50", **HTMX),
-            )
-        )
-        hits = [_timed(client, base + "output/tree?q=NON_COMPLIANT", **HTMX) for _ in range(3)]
-        rows.append((shown, "search, first 200 matches (memo warm)", *_median(hits)))
-        misses = [_timed(client, base + "output/tree?q=no-such-text", **HTMX) for _ in range(3)]
-        rows.append((shown, "search, no match: whole payload (memo warm)", *_median(misses)))
+        row("subtree by path (memo warm)", subtree)
+        subtree_cold = []
+        for _ in range(RUNS):
+            services.memo_clear()
+            subtree_cold.append(_timed(client, base + "output/tree?path=/collection/50", **HTMX))
+        row("subtree by path (memo cold)", subtree_cold)
+        hits = [_timed(client, base + "output/tree?q=NON_COMPLIANT", **HTMX) for _ in range(RUNS)]
+        row("search, first 200 matches (memo warm)", hits)
+        misses_cold = []
+        for _ in range(RUNS):
+            services.memo_clear()
+            misses_cold.append(_timed(client, base + "output/tree?q=no-such-text", **HTMX))
+        row("search, no match: whole payload (memos cold)", misses_cold)
+        misses = [_timed(client, base + "output/tree?q=no-such-text", **HTMX) for _ in range(RUNS)]
+        row("search, no match: whole payload (memo warm)", misses)
     return rows
 
 

@@ -82,6 +82,7 @@ def test_the_quick_check_never_rules_out_a_search_that_finds_something(seed):
         if found:
             for text in _texts(value):
                 assert jsontree.may_match(text, needle), (value, needle, text)
+                assert jsontree.may_match(text.lower(), needle, lowered=True), (value, needle)
 
 
 def test_the_quick_check_rules_out_text_that_is_not_there():

@@ -733,7 +733,7 @@ def search(value: Any, query: str, *, limit: int = SEARCH_LIMIT) -> tuple[list[M
 _NUMBER_CHARS = "0123456789.+-e"
 
 
-def may_match(text: str, query: str) -> bool:
+def may_match(text: str, query: str, *, lowered: bool = False) -> bool:
     """False only if `search(value, query)` surely finds nothing, `text` being the JSON text
     of `value` as stored (orjson's, or any JSON writer's): a case-insensitive substring test
     on the text, ~50 times faster than the walk over a 10 MB payload.
@@ -744,7 +744,8 @@ def may_match(text: str, query: str) -> bool:
     is per character (but for the Greek final sigma); `null`, `true` and `false` are written
     as such. So the test is not used (True: walk) when the query holds any of those
     characters, may be part of a number (whose text the walk writes its own way), or when
-    the text holds `\\u` or `\\/`.
+    the text holds `\\u` or `\\/`. `lowered`: `text` is in lower case already (JSON's
+    escapes are, so their tests hold on it).
     """
     needle = query.strip().lower()
     if not needle:
@@ -755,7 +756,7 @@ def may_match(text: str, query: str) -> bool:
         return True
     if "\\u" in text or "\\/" in text:
         return True
-    return needle in text.lower()
+    return needle in (text if lowered else text.lower())
 
 
 def _scalar_text(value: Any) -> str:

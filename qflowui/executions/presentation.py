@@ -377,8 +377,8 @@ def tree_fragment(payload: Any, urls: jsontree.TreeUrls, query: PayloadTreeForm)
     if data["q"].strip():
         needle = data["q"][:200]
         if isinstance(payload, services.Payload):
-            text = payload.text()
-            if text is not None and not jsontree.may_match(text, needle):
+            text = payload.lowered_text()
+            if text is not None and not jsontree.may_match(text, needle, lowered=True):
                 return jsontree.render_no_match(needle)
             payload = payload.body
         return jsontree.render_search(payload, needle, urls=urls)
