@@ -1,5 +1,5 @@
 """Step payloads as stored: orjson's JSON text and a head for large ones; a cached first view
-and a search that the text rules out never decode the payload; migration 0009 converts rows
+and a search that the text rules out never decode the payload; migration 0011 converts rows
 stored as jsonb."""
 
 from __future__ import annotations
@@ -170,14 +170,14 @@ def test_a_large_payload_without_a_head_gets_one_at_its_first_view(simulator, vi
     assert jsontree.head_loads(StepPayload.objects.get(pk=row.pk).head) is not None
 
 
-# --- migration 0009 ----------------------------------------------------------------------------
+# --- migration 0011 ----------------------------------------------------------------------------
 
-BEFORE = [("mirror", "0008_qflow_user")]
-AFTER = [("mirror", "0009_payload_text_head")]
+BEFORE = [("mirror", "0010_started_index_covers_rollup_dims")]
+AFTER = [("mirror", "0011_payload_text_head")]
 
 
 @pytest.mark.django_db(transaction=True)
-def test_migration_0009_turns_stored_jsonb_into_orjson_text_and_heads():
+def test_migration_0011_turns_stored_jsonb_into_orjson_text_and_heads():
     executor = MigrationExecutor(connection)
     executor.migrate(BEFORE)
     try:

@@ -47,7 +47,7 @@ def compress_with_lz4(apps, schema_editor) -> None:
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("mirror", "0008_qflow_user"),
+        ("mirror", "0010_started_index_covers_rollup_dims"),
     ]
 
     operations = [
