@@ -17,8 +17,18 @@ Every key is optional; an unknown key or a bad value raises ImproperlyConfigured
 | rate_limit | 6000 | calls allowed per rate window (429 beyond) |
 | rate_window_seconds | 3600 | the rate window |
 | concurrency_limit | 2 | advertised in X-Concurrency-Limit-Limit (not enforced) |
+| rate_headers | all, limit | every X-RateLimit-* header, or only the limit and window (no Remaining) |
 | run_min_seconds, run_max_seconds | 20, 180 | how long a POST /run execution runs |
 | token_ttl_seconds | 14400 | lifetime of tokens from /auth/oidc |
+| fleet_workflows | 0 | 0: the demo data set; N: a tenant of N generated workflows instead (below) |
+| fleet_active | 50 | of the fleet, how many run often (the rest run rarely) |
+| fleet_active_minutes | 5.0 | mean minutes between two runs of an active workflow (Poisson) |
+| fleet_rare_per_month | 3.0 | runs per 30 days of a rare workflow (Poisson) |
+| fleet_days | 2.0 | the fleet's executions span this many days before and after the anchor |
+
+The fleet (`fleet_workflows=1000`) is for measuring the sync (bench/sync_freshness.py): its
+executions are spread over [anchor - fleet_days, anchor + fleet_days], and the API lists only
+those already created (createdAt <= now), so new ones keep appearing as time goes by.
 """
 
 from __future__ import annotations
@@ -63,9 +73,24 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "window": ("reject", "empty", "clamp"),
     "steps_key": ("steps", "items", "executionSteps"),
     "run_status": ("random", "success", "failed"),
+    "rate_headers": ("all", "limit"),
 }
-_INTS = {"latency_ms": 0, "rate_limit": 1, "rate_window_seconds": 1, "concurrency_limit": 1}
-_FLOATS = {"run_min_seconds": 0.0, "run_max_seconds": 0.0, "token_ttl_seconds": 1.0}
+_INTS = {
+    "latency_ms": 0,
+    "rate_limit": 1,
+    "rate_window_seconds": 1,
+    "concurrency_limit": 1,
+    "fleet_workflows": 0,
+    "fleet_active": 0,
+}
+_FLOATS = {
+    "run_min_seconds": 0.0,
+    "run_max_seconds": 0.0,
+    "token_ttl_seconds": 1.0,
+    "fleet_active_minutes": 0.1,
+    "fleet_rare_per_month": 0.0,
+    "fleet_days": 0.1,
+}
 
 
 @dataclass(frozen=True)
@@ -77,6 +102,7 @@ class Options:
     window: str = "reject"
     steps_key: str = "steps"
     run_status: str = "random"
+    rate_headers: str = "all"
     latency_ms: int = 0
     rate_limit: int = 6000
     rate_window_seconds: int = 3600
@@ -84,6 +110,24 @@ class Options:
     run_min_seconds: float = 20.0
     run_max_seconds: float = 180.0
     token_ttl_seconds: float = 4 * 3600.0
+    fleet_workflows: int = 0
+    fleet_active: int = 50
+    fleet_active_minutes: float = 5.0
+    fleet_rare_per_month: float = 3.0
+    fleet_days: float = 2.0
+
+    @property
+    def fleet(self) -> tuple[int, int, float, float, float] | None:
+        """What the fleet data set is built from, or None for the demo data set."""
+        if not self.fleet_workflows:
+            return None
+        return (
+            self.fleet_workflows,
+            min(self.fleet_active, self.fleet_workflows),
+            self.fleet_active_minutes,
+            self.fleet_rare_per_month,
+            self.fleet_days,
+        )
 
     @property
     def words(self) -> dict[str, str]:

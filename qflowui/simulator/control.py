@@ -7,6 +7,7 @@
     control.calls                            # the requests received, oldest first
     control.dataset()                        # the demo data set, to compute expectations
     control.executions(workflow_id)          # executions as the API renders them now
+    control.clock = fake_time                # the simulator's clock (seconds), for benches
 
 Fault kinds (`inject(kind, *, path=regex, method=None, query=None, times=1, **params)`;
 times=None: forever; `query={"pageNumber": "2"}`: only requests with these query values, e.g.
@@ -31,6 +32,7 @@ in each process from the seed, at one moment ("anchor") they share through the s
 
 from __future__ import annotations
 
+import bisect
 import copy
 import math
 import os
@@ -39,7 +41,7 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -50,8 +52,21 @@ from django.core.cache.backends.redis import RedisCache
 
 from . import config
 from .config import FAILED, SUCCESS, Options
-from .dataset import DAY_MS, WINDOW_DAYS, Dataset, Execution, Workflow, execution_record, make_run
+from .dataset import (
+    DAY_MS,
+    WINDOW_DAYS,
+    Dataset,
+    Execution,
+    Workflow,
+    build_fleet,
+    execution_record,
+    make_run,
+)
 from .dataset import build as build_dataset
+
+# The simulator's clock (seconds since the epoch): what "now" is for its data, its rate
+# window and its runs. A bench replaces it to run simulated hours in minutes.
+clock: Callable[[], float] = time.time
 
 FAULT_KINDS = (
     "status",
@@ -150,7 +165,7 @@ _LOCK_SECONDS = 5.0  # a holder that died frees the lock after this long
 ANCHOR_SECONDS = 7 * 24 * 3600
 
 _lock = threading.RLock()  # this process's threads; _locked() adds the other processes
-_datasets: dict[int, Dataset] = {}
+_datasets: dict[tuple, Dataset] = {}
 
 
 def _store() -> Any:
@@ -347,7 +362,7 @@ def poison(body: Any, params: dict[str, Any]) -> Any:
 
 
 def record_call(method: str, path: str, query: dict[str, str]) -> Call:
-    call = Call(method, path, query, time.time())
+    call = Call(method, path, query, clock())
     call._index = _counter("calls:n", 1)
     _store().set(_call_key(call._index), (_generation(), call._index, call), KEEP_SECONDS)
     return call
@@ -369,6 +384,12 @@ def rate_take(now: float, opts: Options) -> RateState:
         return RateState(True, opts.rate_limit - len(rate), 0)
 
 
+def forget_rate() -> None:
+    """Start a fresh rate window (the calls so far no longer count)."""
+    with _locked():
+        _store().delete("rate")
+
+
 def rate_peek(now: float, opts: Options) -> RateState:
     used = sum(1 for t in _store().get("rate") or [] if t > now - opts.rate_window_seconds)
     return RateState(used < opts.rate_limit, max(0, opts.rate_limit - used), 0)
@@ -387,7 +408,7 @@ def leave() -> None:
 
 
 def now_ms() -> int:
-    return int(time.time() * 1000)
+    return int(clock() * 1000)
 
 
 def window_start(at_ms: int | None = None) -> int:
@@ -397,14 +418,31 @@ def window_start(at_ms: int | None = None) -> int:
 
 
 def dataset() -> Dataset:
-    """The demo data set for settings.QFLOW_SIMULATOR_SEED, built once per process and seed."""
+    """The data set for settings.QFLOW_SIMULATOR_SEED (the demo one, or the fleet the
+    options ask for), built once per process, seed and fleet."""
     seed = int(settings.QFLOW_SIMULATOR_SEED)
-    found = _datasets.get(seed)
+    fleet = options().fleet
+    key = (seed, fleet)
+    found = _datasets.get(key)
     if found is None:
         with _lock:
-            found = _datasets.get(seed)
+            found = _datasets.get(key)
             if found is None:
-                found = _datasets[seed] = build_dataset(seed, _anchor_ms(seed))
+                anchor = _anchor_ms(seed)
+                if fleet is None:
+                    found = build_dataset(seed, anchor)
+                else:
+                    workflows, active, minutes, per_month, days = fleet
+                    found = build_fleet(
+                        seed,
+                        anchor,
+                        workflows=workflows,
+                        active=active,
+                        active_minutes=minutes,
+                        rare_per_month=per_month,
+                        days=days,
+                    )
+                _datasets[key] = found
     return found
 
 
@@ -424,14 +462,18 @@ def _runs(run_ids: list[str] | None = None) -> list[Execution]:
 
 
 def find_execution(execution_id: str) -> Execution | None:
-    run = _store().get(f"run:{execution_id}")
-    return run or dataset().execution(execution_id)
+    """The execution, if it exists by now (a fleet's later executions do not yet)."""
+    found = _store().get(f"run:{execution_id}") or dataset().execution(execution_id)
+    return found if found is not None and found.start_ms <= now_ms() else None
 
 
 def workflow_executions(workflow_id: str) -> list[Execution]:
-    """Data set executions plus POST /run ones of a workflow, newest first."""
+    """Data set executions plus POST /run ones of a workflow that exist by now, newest first."""
     runs = [r for r in _runs() if r.workflow_id == workflow_id]
     found = dataset().by_workflow.get(workflow_id, [])
+    now = now_ms()
+    if found and found[0].start_ms > now:  # a fleet's executions still to come
+        found = found[bisect.bisect_left(found, -now, key=lambda e: -e.start_ms) :]
     if not runs:
         return found
     return sorted([*found, *runs], key=lambda e: (e.start_ms, e.id), reverse=True)

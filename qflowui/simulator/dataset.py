@@ -829,3 +829,125 @@ def make_run(
         overrides=overrides,
         input=run_input,
     )
+
+
+# --- the fleet: a large tenant for measuring the sync -------------------------------------
+
+FLEET_RUN_SECONDS = (20, 180)  # how long a fleet execution runs
+
+
+def build_fleet(
+    seed: int,
+    anchor_ms: int,
+    *,
+    workflows: int,
+    active: int,
+    active_minutes: float,
+    rare_per_month: float,
+    days: float,
+) -> Dataset:
+    """A tenant of `workflows` workflows: the first `active` run every `active_minutes` on
+    average, the others `rare_per_month` times in 30 days; both as Poisson processes (runs at
+    random moments, as events and people start them), over [anchor - days, anchor + days].
+
+    Executions after "now" exist in the data set but the API does not list them until their
+    createdAt has passed: the fleet keeps producing new executions for `days` days.
+    """
+    import dataclasses
+
+    rng = random.Random(seed * 7919 + workflows)
+    customer_id = new_uuid(rng)
+    api_user_id = new_uuid(rng)
+    users = [new_uuid(rng) for _ in range(5)]
+    connectors = _connectors(rng)
+    specs = [s for s in SPECS if not s.child and s.shape != "verify"]
+    made: list[Workflow] = []
+    for index in range(workflows):
+        base = specs[index % len(specs)]
+        kind = "active" if index < active else "rare"
+        spec = dataclasses.replace(
+            base, key=f"{base.key}-{index}", name=f"{base.name} ({kind} #{index + 1})", child=None
+        )
+        connector = next(c for c in connectors if c.cloud == spec.cloud)
+        defaults = _defaults(spec.cloud, rng)
+        components = build_components(spec, rng, None)
+        variables = _variables(spec, connector, defaults)
+        definition = json.dumps(
+            {"variables": variables, "components": components}, separators=(",", ":")
+        )
+        created = anchor_ms - rng.randint(90, 420) * DAY_MS
+        made.append(
+            Workflow(
+                id=new_uuid(rng),
+                spec=spec,
+                created_ms=created,
+                updated_ms=created + HOUR_MS,
+                created_by=rng.choice(users),
+                connector=connector,
+                defaults=defaults,
+                variables=variables,
+                components=components,
+                definition=definition,
+                revision=hashlib.sha256(definition.encode()).hexdigest(),
+                nodes={c["id"]: c for c in components},
+            )
+        )
+    first, last = anchor_ms - int(days * DAY_MS), anchor_ms + int(days * DAY_MS)
+    finals, final_weights = zip(*_FINALS, strict=True)
+    executions: list[Execution] = []
+    for index, wf in enumerate(made):
+        mean_ms = (
+            active_minutes * MINUTE_MS
+            if index < active
+            else (30 * DAY_MS / rare_per_month if rare_per_month else None)
+        )
+        if mean_ms is None:
+            continue
+        at = first
+        while True:
+            at += max(1, int(rng.expovariate(1 / mean_ms)))
+            if at > last:
+                break
+            final = rng.choices(finals, weights=final_weights)[0]
+            duration = rng.randint(*FLEET_RUN_SECONDS) * SECOND_MS
+            steps, end = plan_steps(
+                wf, rng, at, final, context=context_for(wf.defaults, wf.connector),
+                total_ms=duration,
+            )  # fmt: skip
+            source = "SCHEDULE" if index % 2 else "EVENT"
+            executions.append(
+                Execution(
+                    id=new_uuid(rng),
+                    workflow_id=wf.id,
+                    cloud=wf.cloud,
+                    source=source,
+                    created_by=wf.created_by,
+                    start_ms=at,
+                    end_ms=end,
+                    status=final,
+                    steps=steps,
+                    connector=wf.connector,
+                    settings=dict(wf.defaults),
+                    variable_strings=variable_strings(wf.defaults),
+                )
+            )
+    executions.sort(key=lambda e: (e.start_ms, e.id), reverse=True)
+    ds = Dataset(
+        seed=seed,
+        anchor_ms=anchor_ms,
+        customer_id=customer_id,
+        api_user_id=api_user_id,
+        users=users,
+        connectors=connectors,
+        workflows=made,
+        executions=executions,
+        big_payloads=[],
+        linked=[],
+        leaks=[],
+    )
+    ds._workflows = {w.id: w for w in made}
+    ds._executions = {e.id: e for e in executions}
+    ds.by_workflow = {w.id: [] for w in made}
+    for ex in executions:
+        ds.by_workflow[ex.workflow_id].append(ex)
+    return ds

@@ -87,7 +87,7 @@ def _serve(
     finally:
         control.leave()
     if api:
-        rate = rate or control.rate_peek(time.time(), opts)
+        rate = rate or control.rate_peek(control.clock(), opts)
         for name, value in (
             ("X-RateLimit-Limit", opts.rate_limit),
             ("X-RateLimit-Window-Sec", opts.rate_window_seconds),
@@ -95,6 +95,8 @@ def _serve(
             ("X-Concurrency-Limit-Limit", opts.concurrency_limit),
             ("X-Concurrency-Limit-Running", running),
         ):
+            if name == "X-RateLimit-Remaining" and opts.rate_headers == "limit":
+                continue
             response.setdefault(name, str(value))
     call.status = response.status_code
     return response
@@ -169,7 +171,7 @@ def _normal(
 ) -> tuple[HttpResponse, control.RateState | None]:
     rate = None
     if api:
-        rate = control.rate_take(time.time(), opts)
+        rate = control.rate_take(control.clock(), opts)
         if not rate.allowed:
             response = _error(429, "Too many requests: rate limit exceeded")
             response["X-RateLimit-ToWait-Sec"] = str(rate.to_wait)
