@@ -17,7 +17,7 @@ Every key is optional; an unknown key or a bad value raises ImproperlyConfigured
 | rate_limit | 6000 | calls allowed per rate window (429 beyond) |
 | rate_window_seconds | 3600 | the rate window |
 | concurrency_limit | 2 | advertised in X-Concurrency-Limit-Limit (not enforced) |
-| rate_headers | all, limit | every X-RateLimit-* header, or only the limit and window (no Remaining) |
+| rate_headers | all, limit | every X-RateLimit-* header, or the limit and window only |
 | run_min_seconds, run_max_seconds | 20, 180 | how long a POST /run execution runs |
 | token_ttl_seconds | 14400 | lifetime of tokens from /auth/oidc |
 | fleet_workflows | 0 | 0: the demo data set; N: a tenant of N generated workflows instead (below) |
