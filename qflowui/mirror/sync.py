@@ -1,16 +1,24 @@
 """Fill the mirror from QFlow: complete, fair under the rate limit, and honest about it.
 
-A pass lists the workflows, then visits them in three phases:
+A pass lists the workflows (or, when the budget is small, checks the list's first page and
+its ``total`` every 10 minutes and reads the whole list hourly), then visits them, **most
+overdue first**. A workflow is *hot* while one of its executions is unfinished or when it
+started at least two within QFLOW_SYNC_HOT_SECONDS; a hot workflow is due
+QFLOW_SYNC_ACTIVE_SECONDS after its last visit, any other QFLOW_SYNC_RARE_SECONDS after it.
+Overdue = time since the last visit / that due time; never visited, and workflows a run
+started from qflowui marked (``visit_soon``), come first. So:
 
-1. **hot**: workflows with an execution still running, or one started within
-   QFLOW_SYNC_HOT_SECONDS, least recently visited first, up to HOT_PAGES pages each, their
-   unfinished executions revisited; this phase may use at most half of what is left of the
-   pass's budget after the workflow list;
-2. **round robin**: every other workflow, least recently visited first, one page each. Each
-   visit moves the workflow to the back of the queue, so the next pass goes on where this
-   one stopped;
+1. a **hot** visit reads up to HOT_PAGES pages and revisits the workflow's unfinished
+   executions; hot visits may use at most half of what is left of the pass's budget after
+   the workflow list;
+2. any other visit reads one page (with nothing new, one call: QFlow's ``total`` matches
+   the mirror's count). Workflows with the same due time go least recently visited first:
+   a round robin;
 3. **leftovers**, with what budget remains: unfinished walks to their end, revisits, and
    definitions the workflow list did not carry.
+
+When the rate budget cannot pay for both due times, every workflow misses its own by the
+same factor (no class is given up for the other), and both are met as soon as it can.
 
 **No gaps.** A workflow's executions are read in a *walk*: newest first over [QFlow's
 30-day window start, ``walk_to``], ``walk_to`` fixed when the walk starts so that new
@@ -25,12 +33,17 @@ falls short the window is listed once more (MAX_RELISTS) before the shortfall is
 and logged. Rows are upserted on the execution id, never duplicated, never deleted.
 
 **Fairness bound.** Let N be the workflows, B the calls a pass may make (``Budget``), L the
-workflow-list calls (ceil(N / 100); none when B < L + N and a list was read in the last 10
-minutes) and H the calls the hot phase used, at most floor((B - L) / 2). A round-robin
-visit costs one call, so a pass visits at least B - L - H workflows that are not hot, least
-recently visited first: every workflow is visited at least once every ceil(N / (B - L - H))
-passes, ceil(N / ceil((B - L) / 2)) at worst; a hot one, every pass while the hot share
-lasts. A workflow's first visit reads its newest executions.
+workflow-list calls (ceil(N / 100), or one page's check, or none), R the visits of
+workflows a qflowui run marked, and H the calls hot visits used, at most floor((B - L) / 2).
+A visit that is not hot costs one call, and those workflows share one due time, so a pass
+visits at least B - L - R - H of them, least recently visited first: every workflow is
+visited at least once every ceil(N / (B - L - R - H)) passes, ceil(N / ceil((B - L - R) / 2))
+at worst. A workflow's first visit reads its newest executions.
+
+**One budget for every worker.** ``Budget`` counts the calls of every pass in QFlow's rate
+window in the cache (``SharedCalls``; Redis, atomic) and takes each call there before
+making it, so passes running at once in several Celery workers together stay under
+BUDGET_SHARE of the advertised limit.
 
 **Honest status.** The pass's SyncRun is ``ok`` only when every workflow in scope was
 brought up to date; else ``partial`` (some were) or ``failed`` (none, because of an error),
@@ -58,8 +71,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.core.cache import cache
-from django.db.models import Max, Q, Sum
+from django.core.cache import cache, caches
+from django.core.cache.backends.redis import RedisCache
+from django.db.models import Count, Max, Q, Sum
 from django.utils import timezone
 
 from qflowui.core.masking import mask_text
@@ -106,9 +120,13 @@ MAX_FAILED_IN_A_ROW = 3  # workflows failing with 5xx one after the other: QFlow
 # and are remembered, so a worker never sleeps through its own claims' leases.
 MAX_INLINE_RATE_WAIT = 30.0
 UNKNOWN_WAIT = timedelta(seconds=60)  # a 409/429 without X-RateLimit-ToWait-Sec
-# With a budget too small to visit every workflow in a pass, the workflow list is read
-# this often rather than every pass.
+# With a budget too small to visit every workflow in a pass, the workflow list is checked
+# this often rather than every pass: one page, and only when its `total` differs from what
+# the last full list counted (or it shows a workflow the mirror does not know) is the whole
+# list read; in any case the whole list at least every WORKFLOW_LIST_FULL_EVERY.
 WORKFLOW_LIST_EVERY = timedelta(minutes=10)
+WORKFLOW_LIST_FULL_EVERY = timedelta(hours=1)
+MIN_PASS = 2  # calls any pass may make, whatever the pace (plus the list when it reads it)
 # Start this far inside QFlow's window, so the client never has to move our startAt (the
 # mirror counts exactly the window QFlow was asked about).
 WINDOW_MARGIN = timedelta(seconds=5)
@@ -120,6 +138,16 @@ def lease() -> timedelta:
 
 def hot_for() -> timedelta:
     return timedelta(seconds=int(getattr(settings, "QFLOW_SYNC_HOT_SECONDS", 3600)))
+
+
+def active_every() -> float:
+    """Seconds between two visits of a hot workflow, when the budget allows."""
+    return float(getattr(settings, "QFLOW_SYNC_ACTIVE_SECONDS", 300))
+
+
+def rare_every() -> float:
+    """Seconds between two visits of any other workflow, when the budget allows."""
+    return float(getattr(settings, "QFLOW_SYNC_RARE_SECONDS", 3600))
 
 
 class BudgetExhausted(Exception):
@@ -165,14 +193,72 @@ def window_floor(now: datetime) -> datetime:
 # --- the budget -----------------------------------------------------------------------
 
 
+class SharedCalls:
+    """The calls every sync pass made within QFlow's rate window, all processes together.
+
+    Counted in Django's cache (Redis in production: INCR is atomic, so several Celery
+    workers share one count) in buckets of 1/60 of the window, keyed by time. A pass takes
+    calls before it makes them (``take``): it adds them, reads the window's sum, and gives
+    them back if the sum went over the share. Whatever the interleaving, the passes whose
+    take succeeded never add up to more than the share: the last of them to add read a sum
+    holding all of them.
+    """
+
+    PREFIX = "mirror:sync-calls"
+
+    def __init__(self, window: int) -> None:
+        self.window = max(1, int(window))
+        self.bucket = max(1, self.window // 60)
+
+    def _keys(self, now: datetime) -> list[str]:
+        last = int(now.timestamp()) // self.bucket
+        first = last - math.ceil(self.window / self.bucket) + 1
+        return [f"{self.PREFIX}:{self.window}:{b}" for b in range(first, last + 1)]
+
+    def used(self, now: datetime) -> int:
+        return sum(int(v) for v in cache.get_many(self._keys(now)).values())
+
+    def add(self, count: int, now: datetime) -> None:
+        if not count:
+            return
+        key = self._keys(now)[-1]
+        keep = self.window + 2 * self.bucket
+        if not isinstance(caches["default"], RedisCache):
+            # Files or memory (one host, tests): not atomic across processes, and Django's
+            # incr() there would cut the key's lifetime to the default 300 s.
+            cache.set(key, int(cache.get(key) or 0) + count, keep)
+            return
+        cache.add(key, 0, keep)
+        try:
+            cache.incr(key, count)
+        except ValueError:  # expired between add and incr
+            cache.add(key, max(0, count), keep)
+
+    def take(self, count: int, share: int, now: datetime) -> bool:
+        self.add(count, now)
+        if self.used(now) > share:
+            self.add(-count, now)
+            return False
+        return True
+
+
+def forget_shared_budget() -> None:
+    """Forget the shared call count (tests, benches): the cache keys expire by themselves."""
+    cache.delete_many(
+        [key for window in (3600,) for key in SharedCalls(window)._keys(timezone.now())]
+    )
+
+
 @dataclass
 class Budget:
     """How many upstream calls this pass may make.
 
-    At most BUDGET_SHARE of the advertised limit over its window, counting the calls of the
-    passes before this one in that window, and paced: one pass may make no more than its
-    share of the window spread over the sync interval (but never less than the workflow
-    list and two visits), so a first pass does not spend an hour's budget in one go.
+    At most BUDGET_SHARE of the advertised limit over its window, counting the calls of
+    every pass in that window, those under way in other processes included (SharedCalls;
+    the passes recorded in the database bound it too, should the cache be cleared), and
+    paced: one pass may make no more than its share of the window spread over the sync
+    interval (but never less than two visits, or the workflow list and two visits when it
+    reads the list), so a first pass does not spend an hour's budget in one go.
     """
 
     client: QflowClient
@@ -183,6 +269,8 @@ class Budget:
     since: datetime
     phase_cap: int | None = None
     _used_before: dict[int, int] = field(default_factory=dict)
+    taken: int = 0  # calls of this pass counted in the shared count
+    _shared: SharedCalls | None = None
 
     def used(self) -> int:
         return self.client.calls - self.start_calls
@@ -203,9 +291,23 @@ class Budget:
             since = self.since - timedelta(seconds=window)
             used = SyncRun.objects.filter(started_at__gte=since, started_at__lt=self.since)
             self._used_before[window] = used.aggregate(n=Sum("api_calls"))["n"] or 0
-        left = share - self._used_before[window]
+        others = self.shared(window).used(timezone.now()) - self.taken
+        left = share - max(self._used_before[window], others)
         pace = max(math.ceil(share * self.interval / window), self.min_pass)
         return min(left, pace)
+
+    def shared(self, window: int) -> SharedCalls:
+        if self._shared is None or self._shared.window != window:
+            self.settle()
+            self._shared = SharedCalls(window)
+        return self._shared
+
+    def settle(self) -> None:
+        """Make the shared count hold exactly the calls this pass made (retries and token
+        fetches included; calls taken but not made given back)."""
+        if self._shared is not None and self.taken != self.used():
+            self._shared.add(self.used() - self.taken, timezone.now())
+            self.taken = self.used()
 
     def check(self, need: int = 1) -> None:
         allowed = self.allowed()
@@ -227,6 +329,25 @@ class Budget:
             raise BudgetExhausted(
                 f"rate budget used: QFlow reports {info.remaining} of {info.limit} calls left"
             )
+        limits = self.limits()
+        if limits is not None:
+            self._take(need, *limits)
+
+    def _take(self, need: int, limit: int, window: int) -> None:
+        shared = self.shared(window)
+        if self.taken < self.used():  # calls made beyond those taken: retries, a token
+            shared.add(self.used() - self.taken, timezone.now())
+            self.taken = self.used()
+        want = self.used() + need - self.taken
+        if want <= 0:
+            return  # taken already by an earlier check that made no call
+        share = int(limit * BUDGET_SHARE)
+        if not shared.take(want, share, timezone.now()):
+            raise BudgetExhausted(
+                f"rate budget used: {shared.used(timezone.now())} calls of all sync passes "
+                f"within {BUDGET_SHARE:.0%} of QFlow's {limit} per {window} s"
+            )
+        self.taken += want
 
 
 # --- one pass -------------------------------------------------------------------------
@@ -316,11 +437,10 @@ def mirror_sync(
     run = SyncRun.objects.create(started_at=now)
     run.skipped = False  # type: ignore[attr-defined]
     client = client or client_from_settings(max_rate_wait=MAX_INLINE_RATE_WAIT)
-    known = Workflow.objects.count()
     budget = Budget(
         client=client,
         start_calls=client.calls,
-        min_pass=math.ceil(max(1, known) / PAGE_SIZE) + 2,
+        min_pass=MIN_PASS,
         interval=float(getattr(settings, "QFLOW_SYNC_INTERVAL_SECONDS", 60)),
         history=_recorded_limits(),
         since=now,
@@ -393,9 +513,11 @@ def _scope(sync: Pass, workflow_ids: list[str] | None) -> None:
     last_list = _last_list()
     if last_list is not None and _list_can_wait(sync, len(known), last_list):
         listed_then = [wf for wf in known if wf.last_synced_at and wf.last_synced_at >= last_list]
-        sync.scope = pick(listed_then)
-        sync.scoped = True
-        return
+        if _list_unchanged(sync, listed_then, last_list):
+            sync.scope = pick(listed_then)
+            sync.scoped = True
+            return
+    sync.budget.min_pass = MIN_PASS + math.ceil(max(1, len(known)) / PAGE_SIZE)
     listed: list[Workflow] | None = None
     try:
         listed = _list_workflows(sync)
@@ -419,10 +541,54 @@ def _last_list() -> datetime | None:
 
 
 def _list_can_wait(sync: Pass, known: int, last_list: datetime) -> bool:
-    if sync.started - last_list >= WORKFLOW_LIST_EVERY:
+    if sync.started - last_list >= WORKFLOW_LIST_FULL_EVERY:
         return False
     allowed = sync.budget.allowed()
     return allowed is not None and allowed < math.ceil(max(1, known) / PAGE_SIZE) + known
+
+
+_LIST_CHECKED = "mirror:workflow-list-checked"
+
+
+def _normal_id(value: str) -> str:
+    try:
+        return str(uuid.UUID(str(value)))
+    except ValueError:
+        return str(value)
+
+
+def _list_unchanged(sync: Pass, listed_then: list[Workflow], last_list: datetime) -> bool:
+    """True when the full list can wait: read or checked less than WORKFLOW_LIST_EVERY ago,
+    or its first page (one call, newest first) counts as many workflows as the last full
+    list and shows none the mirror does not know or whose revision changed. The page's
+    workflows are stored (names change)."""
+    if sync.started - last_list < WORKFLOW_LIST_EVERY:
+        return True
+    checked = cache.get(_LIST_CHECKED)
+    if checked is not None and sync.started - checked < WORKFLOW_LIST_EVERY:
+        return True
+    if len(listed_then) <= PAGE_SIZE:
+        return False  # one page is the whole list: read it
+    try:
+        sync.budget.check()
+        page = sync.client.list_workflows(page_number=1, page_size=PAGE_SIZE, order="-createdAt")
+    except (QflowRateLimited, QflowUnavailable, QflowAuthError, QflowForbidden) as exc:
+        raise _stop_for(exc) from None
+    except QflowError:
+        return False  # read the whole list, which says what went wrong
+    known = {str(wf.pk): wf for wf in listed_then}
+    if page.total != len(listed_then):
+        return False
+    for item in page.items:
+        workflow = known.get(_normal_id(item.id))
+        if workflow is None or workflow_problem(item) or item.revision != workflow.revision:
+            return False  # new, unreadable or changed: the whole list says how
+    for item in page.items:
+        workflow = known[_normal_id(item.id)]
+        workflow_apply(workflow, item)
+        workflow.save(update_fields=[f for f in _LISTED_FIELDS if f != "last_synced_at"])
+    cache.set(_LIST_CHECKED, sync.started, int(WORKFLOW_LIST_FULL_EVERY.total_seconds()))
+    return True
 
 
 _LISTED_FIELDS = [
@@ -480,30 +646,54 @@ def _list_workflows(sync: Pass) -> list[Workflow]:
 
 
 def _phases(sync: Pass) -> None:
-    scope = sorted(
-        sync.scope,
-        key=lambda wf: (wf.last_visited_at is not None, wf.last_visited_at, wf.name, str(wf.pk)),
-    )
-    hot_ids = _hot_ids([wf.pk for wf in scope], sync.started)
-    hot = [wf for wf in scope if wf.pk in hot_ids]
+    now = sync.started
+    ids = [wf.pk for wf in sync.scope]
+    hot_ids = _hot_ids(ids, now)
+    due_now = _marked_due(ids)
 
+    def urgency(wf: Workflow) -> tuple:
+        # How overdue the workflow is against its goal (QFLOW_SYNC_ACTIVE_SECONDS when hot,
+        # QFLOW_SYNC_RARE_SECONDS otherwise): with a budget too small for both goals, every
+        # workflow misses its goal by the same factor, and none waits for ever.
+        if wf.pk in due_now or wf.last_visited_at is None:
+            ratio = math.inf
+        else:
+            every = active_every() if wf.pk in hot_ids else rare_every()
+            ratio = (now - wf.last_visited_at).total_seconds() / max(1.0, every)
+        never = wf.last_visited_at is None
+        return (wf.pk not in due_now, -ratio, not never, wf.last_visited_at, wf.name, str(wf.pk))
+
+    order = sorted(sync.scope, key=urgency)
     allowed = sync.budget.allowed()
-    if allowed is not None:
-        used = sync.budget.used()
-        sync.budget.phase_cap = used + int((allowed - used) * HOT_SHARE)
-    try:
-        _visit_each(sync, hot, max_pages=HOT_PAGES, head_peek=True, revisit=True)
-    except PhaseDone:
-        pass
-    finally:
-        sync.budget.phase_cap = None
-
-    cold = [wf for wf in scope if wf.pk not in sync.visited]
-    _visit_each(sync, cold, max_pages=1, head_peek=False, revisit=False)
+    # Hot visits may spend at most this share of the pass (the others' fairness bound).
+    hot_left = None if allowed is None else int((allowed - sync.budget.used()) * HOT_SHARE)
+    for workflow in order:
+        if workflow.pk in due_now:
+            # A run was just started on it from qflowui: first, whatever the hot share.
+            _visit_each(sync, [workflow], max_pages=HOT_PAGES, head_peek=True, revisit=True)
+            if workflow.pk in sync.visited:
+                _unmark_due(workflow, due_now)
+        elif workflow.pk in hot_ids:
+            # Hot: a few pages and its unfinished executions, within the hot share.
+            if hot_left is not None and hot_left <= 0:
+                continue
+            before = sync.budget.used()
+            if hot_left is not None:
+                sync.budget.phase_cap = before + hot_left
+            try:
+                _visit_each(sync, [workflow], max_pages=HOT_PAGES, head_peek=True, revisit=True)
+            except PhaseDone:
+                hot_left = 0
+            finally:
+                sync.budget.phase_cap = None
+            if hot_left:
+                hot_left -= sync.budget.used() - before
+        else:
+            _visit_each(sync, [workflow], max_pages=1, head_peek=False, revisit=False)
 
     rest = [
         wf
-        for wf in scope
+        for wf in order
         if wf.pk not in sync.synced and wf.pk not in sync.held and wf.pk not in sync.failed
     ]
     rest.sort(key=lambda wf: wf.pk not in sync.visited)  # walks under way first
@@ -513,12 +703,54 @@ def _phases(sync: Pass) -> None:
 
 
 def _hot_ids(workflow_ids: list, now: datetime) -> set:
-    active = Q(is_terminal=False, gone_at__isnull=True) | Q(started_at__gte=now - hot_for())
-    return set(
-        Execution.objects.filter(active, workflow_id__in=workflow_ids)
+    """Workflows with an execution still running, or that ran at least twice within
+    QFLOW_SYNC_HOT_SECONDS: visited every QFLOW_SYNC_ACTIVE_SECONDS when the budget allows.
+    (One run is not activity: a workflow that runs a few times a month stays cold after it.)
+    """
+    unfinished = set(
+        Execution.objects.filter(
+            is_terminal=False, gone_at__isnull=True, workflow_id__in=workflow_ids
+        )
         .values_list("workflow_id", flat=True)
         .distinct()
     )
+    recent = (
+        Execution.objects.filter(started_at__gte=now - hot_for(), workflow_id__in=workflow_ids)
+        .values("workflow_id")
+        .annotate(n=Count("id"))
+        .filter(n__gte=2)
+        .values_list("workflow_id", flat=True)
+    )
+    return unfinished | set(recent)
+
+
+# --- visit soon: a run started from qflowui --------------------------------------------
+
+_DUE = "mirror:visit-soon:"
+
+
+def visit_soon(workflow_id: Any) -> None:
+    """Have the next pass visit this workflow first (a run was just started from qflowui):
+    what the run set off shows at once, whatever the workflow's turn. Best effort."""
+    try:
+        cache.set(f"{_DUE}{_normal_id(str(workflow_id))}", timezone.now(), 24 * 3600)
+    except Exception:  # noqa: BLE001 - the cache down must not fail a run
+        logger.warning("could not mark workflow %s for the next sync", workflow_id)
+
+
+def _marked_due(workflow_ids: list) -> dict:
+    keys = {f"{_DUE}{pk}": pk for pk in workflow_ids}
+    found = cache.get_many(list(keys))
+    return {keys[key]: at for key, at in found.items()}
+
+
+def _unmark_due(workflow: Workflow, due_now: dict) -> None:
+    marked = due_now.get(workflow.pk)
+    if marked is None:
+        return
+    key = f"{_DUE}{workflow.pk}"
+    if cache.get(key) == marked:  # not marked again meanwhile
+        cache.delete(key)
 
 
 def _visit_each(sync: Pass, workflows: list[Workflow], **how: Any) -> None:
@@ -832,6 +1064,10 @@ def _refused_key(execution_id: Any) -> str:
 
 def _finish(sync: Pass, stop: PassStopped | None, exhausted: str | None) -> None:
     run, client = sync.run, sync.client
+    try:
+        sync.budget.settle()  # the shared count holds exactly the calls this pass made
+    except Exception:  # the cache down: the database's record still bounds the next passes
+        logger.warning("sync: could not update the shared call count", exc_info=True)
     scope, synced = len(sync.scope), len(sync.synced)
     held = len(sync.held - sync.synced)
     failed = {k: v for k, v in sync.failed.items() if k not in sync.synced}
