@@ -20,6 +20,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from qflowui.core.masking import mask
+from qflowui.mirror.sync import visit_soon
 from qflowui.qflow import QflowClient, client_from_settings
 from qflowui.qflow.errors import (
     QflowAuthError,
@@ -124,6 +125,8 @@ def run_submit(run_id: int, *, client: QflowClient | None = None) -> str | None:
     record_submitted(run_id, result.execution_id, response=mask(result.raw), reconciled=False)
     logger.info("run %s submitted as execution %s", run_id, result.execution_id)
     refresh_quietly(run_id, client)
+    # What the run sets off (its later state, executions it starts) shows with the next pass.
+    visit_soon(run.workflow_id)
     return RunState.SUBMITTED
 
 
