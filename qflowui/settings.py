@@ -501,9 +501,13 @@ QFLOW_SYNC_ON_START = env_bool("QFLOW_SYNC_ON_START", True)
 # A pass claims a workflow for this long and renews the claim before every page: a worker
 # killed mid-pass blocks its workflow for at most this long.
 QFLOW_SYNC_LEASE_SECONDS = env_int("QFLOW_SYNC_LEASE_SECONDS", 60, minimum=10)
-# A workflow with an execution still running or started this recently is visited first in
-# every pass (the others share the rest of the budget, round robin).
+# A workflow is hot while an execution of it is running or when it started at least two
+# within this many seconds; hot workflows are due every QFLOW_SYNC_ACTIVE_SECONDS, the others
+# every QFLOW_SYNC_RARE_SECONDS. A pass visits the most overdue first (against those goals):
+# when the rate budget cannot meet them, every workflow misses its goal by the same factor.
 QFLOW_SYNC_HOT_SECONDS = env_int("QFLOW_SYNC_HOT_SECONDS", 3600, minimum=0)
+QFLOW_SYNC_ACTIVE_SECONDS = env_int("QFLOW_SYNC_ACTIVE_SECONDS", 300, minimum=5)
+QFLOW_SYNC_RARE_SECONDS = env_int("QFLOW_SYNC_RARE_SECONDS", 3600, minimum=5)
 # Failed executions whose steps a pass fetches (newest first, with the budget left), so the
 # list says which step failed and why. 0: only when someone opens the execution.
 QFLOW_SYNC_FAILURE_STEPS_PER_PASS = env_int("QFLOW_SYNC_FAILURE_STEPS_PER_PASS", 20, minimum=0)
