@@ -73,7 +73,8 @@ from typing import Any
 from django.conf import settings
 from django.core.cache import cache, caches
 from django.core.cache.backends.redis import RedisCache
-from django.db.models import Count, Max, Q, Sum
+from django.db.models import Count, DateTimeField, F, Max, Q, Sum, Value
+from django.db.models.functions import Least
 from django.utils import timezone
 
 from qflowui.core.masking import mask_text
@@ -703,9 +704,14 @@ def _phases(sync: Pass) -> None:
 
 
 def _hot_ids(workflow_ids: list, now: datetime) -> set:
-    """Workflows with an execution still running, or that ran at least twice within
-    QFLOW_SYNC_HOT_SECONDS: visited every QFLOW_SYNC_ACTIVE_SECONDS when the budget allows.
-    (One run is not activity: a workflow that runs a few times a month stays cold after it.)
+    """Workflows with an execution still running, or that started at least two within
+    QFLOW_SYNC_HOT_SECONDS before their last visit (or since): visited every
+    QFLOW_SYNC_ACTIVE_SECONDS when the budget allows.
+
+    Activity is measured from the last visit, when the mirror last knew the workflow's
+    newest executions, not from now: a busy workflow the budget could not visit for an
+    hour stays hot. One run is not activity: a workflow that runs a few times a month stays
+    cold after it.
     """
     unfinished = set(
         Execution.objects.filter(
@@ -715,7 +721,11 @@ def _hot_ids(workflow_ids: list, now: datetime) -> set:
         .distinct()
     )
     recent = (
-        Execution.objects.filter(started_at__gte=now - hot_for(), workflow_id__in=workflow_ids)
+        Execution.objects.filter(
+            workflow_id__in=workflow_ids,
+            started_at__gte=Least(F("workflow__last_visited_at"), Value(now, DateTimeField()))
+            - hot_for(),
+        )
         .values("workflow_id")
         .annotate(n=Count("id"))
         .filter(n__gte=2)
