@@ -201,8 +201,8 @@ def _side(label: str, detail: services.Detail) -> Side:
         "",
     )
     elapsed = execution.duration_ms
-    if elapsed is None and execution.started_at and execution.ended_at:
-        elapsed = int((execution.ended_at - execution.started_at).total_seconds() * 1000)
+    if elapsed is None:  # what QFlow did not say, from the times (none while it runs)
+        elapsed = presentation.elapsed_ms(execution.started_at, execution.ended_at, False)
     return Side(
         label=label,
         execution=execution,
