@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import uuid
 from datetime import timedelta
 
 import pytest
@@ -276,3 +277,30 @@ def test_the_test_button_shows_what_the_destination_answered(runner_client, runn
     assert 'data-test-ok="true"' in html and "Sent JSON POST notification" in html
     assert receiver.received[0]["title"] == "Prod AWS failures: test message from qflowui"
     assert AuditEvent.objects.filter(action="alert.tested").exists()
+
+
+def test_a_send_cut_off_by_a_killed_worker_is_never_sent_again(runner_client, runner, receiver):
+    """A worker killed between claiming and recording the send leaves the row `sending`:
+    once that claim is stale it becomes `unknown` (the message may have gone), never re-sent;
+    a fresh claim (a pass still running elsewhere) is left alone."""
+    wf = workflow()
+    view = _view(runner)
+    _subscribe(runner_client, view, receiver.url())
+    killed, busy = execution(wf, "Failed"), execution(wf, "Failed")
+    subscription = Subscription.objects.get()
+    now = timezone.now()
+    for ex, claimed in ((killed, now - timedelta(minutes=20)), (busy, now)):
+        Delivery.objects.create(
+            subscription=subscription,
+            execution=ex,
+            state=Delivery.SENDING,
+            claim=uuid.uuid4(),
+            claimed_at=claimed,
+        )
+
+    alerts_pass()
+    alerts_pass()
+
+    assert receiver.received == []
+    assert Delivery.objects.get(execution=killed).state == Delivery.UNKNOWN
+    assert Delivery.objects.get(execution=busy).state == Delivery.SENDING
